@@ -1,0 +1,144 @@
+"""The test database's life: create or reuse it, build its schema, drop it; only ever
+touching a database that carries the plugin's marker."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError
+
+from ._errors import AlchemyError, connect_error
+from ._schema import NoSchema, SchemaSource
+from ._urls import render_url
+from .provision import Marker, Provisioner, provisioner_for
+
+
+class TestDatabase:
+    """A database that the plugin owns, named ``test_<base>`` (plus ``suffix``).
+
+    Nothing happens on construction; :meth:`setup` creates (or reuses) and builds it the
+    first time it is called, and :meth:`teardown` drops it unless it is to be kept.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(
+        self,
+        base_url: URL,
+        *,
+        source: str,
+        sqlite_dir: Path,
+        schema: SchemaSource | None = None,
+        suffix: str = "",
+        reuse: bool = False,
+        recreate: bool = False,
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.provisioner: Provisioner = provisioner_for(
+            base_url, source=source, sqlite_dir=sqlite_dir
+        )
+        self.source = source
+        self.schema: SchemaSource = schema or NoSchema()
+        self.name = self.provisioner.test_name(suffix)
+        self.url = self.provisioner.test_url(self.name)
+        self.reuse = reuse
+        self.recreate = recreate
+        self.engine_options = engine_options or {}
+        self.reused = False
+        self._engine: Engine | None = None
+        self._touched = False
+        self._failure: AlchemyError | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def backend(self) -> str:
+        return self.url.get_backend_name()
+
+    def __repr__(self) -> str:
+        return f"<TestDatabase {render_url(self.url)}>"
+
+    # -- life ---------------------------------------------------------------------------
+
+    def setup(self) -> Engine:
+        """The engine on the ready test database, creating and building it on first use."""
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            if self._engine is None:
+                try:
+                    self._engine = self._provision()
+                except AlchemyError as exc:
+                    self._failure = exc  # every later use fails the same way, at once
+                    raise
+            return self._engine
+
+    @property
+    def is_set_up(self) -> bool:
+        return self._engine is not None
+
+    def _provision(self) -> Engine:
+        provisioner = self.provisioner
+        if self.name == self.provisioner.base_name():
+            raise AlchemyError(  # pragma: no cover - test names always carry the prefix
+                f"pytest-alchemy: refusing to use the base database {self.name!r} as a test one."
+            )
+        fingerprint = self.schema.fingerprint(provisioner.dialect)
+        if provisioner.exists(self.name):
+            marker = self._check_ours("use")
+            if self.reuse and not self.recreate and marker.fingerprint == fingerprint:
+                self.reused = True
+                self._touched = True
+                return self._connect()
+            provisioner.drop(self.name)
+        self._touched = True
+        provisioner.create(self.name)
+        engine = self._connect()
+        try:
+            self.schema.build(engine, provisioner, self.url)
+        except BaseException:
+            engine.dispose()
+            raise
+        engine.dispose()  # connections made while building may carry migration state
+        provisioner.write_marker(self.name, Marker(fingerprint))
+        return engine
+
+    def _connect(self) -> Engine:
+        options = {**self.provisioner.engine_options(), **self.engine_options}
+        engine = create_engine(self.url, **options)
+        self.provisioner.configure_engine(engine)
+        try:
+            engine.connect().close()
+        except DBAPIError as exc:
+            engine.dispose()
+            raise connect_error(exc, self.url, self.source) from None
+        return engine
+
+    def _check_ours(self, action: str) -> Marker:
+        marker = self.provisioner.read_marker(self.name)
+        if marker is None:
+            raise AlchemyError(
+                f"pytest-alchemy: refusing to {action} the database {self.name!r} at "
+                f"{render_url(self.url)}: it exists but was not created by pytest-alchemy "
+                "(it carries no pytest-alchemy marker), so it may hold someone's data.\n"
+                f"Fix: drop or rename it yourself if it is disposable, or choose another "
+                f"base database in {self.source}."
+            )
+        return marker
+
+    def teardown(self) -> None:
+        """Close every connection and drop the database unless it is to be kept."""
+        with self._lock:
+            engine, self._engine = self._engine, None
+            try:
+                if engine is not None:
+                    engine.dispose()
+                if self._touched and not self.reuse and self.provisioner.exists(self.name):
+                    self._check_ours("drop")
+                    self.provisioner.drop(self.name)
+            finally:
+                self._touched = False
+                self.provisioner.close()

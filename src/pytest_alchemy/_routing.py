@@ -1,0 +1,79 @@
+"""Pointing the application's own engines at the test database for the whole run.
+
+Applications create their engine at import time from their development URL and use it
+in module- and session-scoped fixtures, before any test transaction exists. A
+``do_connect`` listener rewrites every new DBAPI connection of such an engine to the test
+database (provisioning it on first use), and the pool is emptied before and after, so
+that no connection to the development database survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Dialect, Engine
+
+from ._errors import SettingError
+from .provision import provisioner_class
+
+
+class EngineRedirect:
+    """Retargets application engines at one test database until :meth:`close`."""
+
+    def __init__(self, test_url: URL, ensure_database: Callable[[], object]) -> None:
+        self.test_url = test_url
+        self._ensure = ensure_database
+        self._stack = ExitStack()
+        self.engines: list[Engine] = []
+
+    def add(self, engine: Engine, setting: str) -> None:
+        """Send every future connection of ``engine`` to the test database."""
+        if any(engine is known for known in self.engines):
+            return
+        test_backend = self.test_url.get_backend_name()
+        app_backend = engine.url.get_backend_name()
+        if provisioner_class(engine.url, setting) is not provisioner_class(
+            self.test_url, "the test database URL"
+        ):
+            raise SettingError(
+                f"pytest-alchemy: {setting} is a {app_backend} engine, but the test database "
+                f"is {test_backend}; an engine cannot be moved to another kind of database.\n"
+                f"Fix: set alchemy_url to a {app_backend} URL, or create the application's "
+                "engine from an environment variable named in alchemy_url_env."
+            )
+        dialect = engine.dialect
+        app_args, app_params = dialect.create_connect_args(engine.url)
+        test_args, test_params = dialect.create_connect_args(self.test_url)
+
+        def to_test_database(
+            dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
+        ) -> None:
+            self._ensure()
+            for key in app_params:
+                if key not in test_params:
+                    cparams.pop(key, None)
+            cparams.update(test_params)
+            cargs[: len(app_args)] = test_args
+
+        engine.dispose()
+        event.listen(engine, "do_connect", to_test_database)
+        original_url = engine.url
+        engine.url = self.test_url
+        self.engines.append(engine)
+
+        def undo() -> None:
+            event.remove(engine, "do_connect", to_test_database)
+            engine.url = original_url
+            engine.dispose()
+
+        self._stack.callback(undo)
+
+    def close(self) -> None:
+        """Give every engine back its own URL, with its pool emptied."""
+        try:
+            self._stack.close()
+        finally:
+            self.engines.clear()

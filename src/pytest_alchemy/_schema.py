@@ -1,0 +1,288 @@
+"""Building the test database's schema (Alembic or metadata) and fingerprinting it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import URL, Dialect, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ._errors import AlchemyError, SettingError, first_line
+from .provision import Provisioner
+
+#: Changes when the way the plugin builds databases changes, so that reused ones are rebuilt.
+_BUILD_VERSION = "1"
+
+
+class SchemaSource(Protocol):
+    """Where the test database's schema comes from."""
+
+    #: The setting and value, for messages: ``alchemy_metadata = app.models:Base``.
+    description: str
+
+    def fingerprint(self, dialect: Dialect) -> str:
+        """A digest that changes whenever the schema this source builds changes."""
+
+    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
+        """Create the schema in the (empty) test database behind ``engine``."""
+
+
+class NoSchema:
+    """No schema configured: the test database starts empty."""
+
+    description = "no schema (set alchemy_metadata or alchemy_alembic_ini)"
+
+    def fingerprint(self, dialect: Dialect) -> str:
+        return _digest([b"empty", dialect.name.encode()])
+
+    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
+        return None
+
+
+class MetadataSchema:
+    """``MetaData.create_all``."""
+
+    def __init__(self, metadata: MetaData, description: str) -> None:
+        self.metadata = metadata
+        self.description = description
+
+    def fingerprint(self, dialect: Dialect) -> str:
+        parts = [b"metadata", dialect.name.encode()]
+        try:
+            for table in self.metadata.sorted_tables:
+                parts.append(str(CreateTable(table).compile(dialect=dialect)).encode())
+                for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                    parts.append(str(CreateIndex(index).compile(dialect=dialect)).encode())
+        except SQLAlchemyError as exc:
+            raise AlchemyError(
+                f"pytest-alchemy: the schema of {self.description} cannot be compiled for "
+                f"{dialect.name}: {first_line(exc)}\n"
+                "Fix: use column types that this database supports."
+            ) from None
+        return _digest(parts)
+
+    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
+        try:
+            with engine.begin() as conn:
+                self.metadata.create_all(conn)
+        except SQLAlchemyError as exc:
+            raise AlchemyError(
+                f"pytest-alchemy: creating the tables of {self.description} failed: "
+                f"{first_line(exc)}"
+            ) from None
+
+
+class AlembicSchema:
+    """``alembic upgrade head`` on the test database, with a guard that refuses any
+    connection env.py makes to another database."""
+
+    def __init__(self, ini_path: Path, description: str) -> None:
+        self.ini_path = ini_path
+        self.description = description
+
+    # -- alembic objects ----------------------------------------------------------------
+
+    def _config(self, url: URL | None = None) -> Any:
+        try:
+            from alembic.config import Config
+        except ImportError:
+            raise SettingError(
+                f"pytest-alchemy: {self.description} needs Alembic, which is not installed.\n"
+                "Fix: pip install 'pytest-alchemy[alembic]'."
+            ) from None
+        if not self.ini_path.is_file():
+            raise SettingError(
+                f"pytest-alchemy: {self.description}: no such file {str(self.ini_path)!r}.\n"
+                "Fix: give the path of alembic.ini relative to the directory of the pytest "
+                "configuration file, or build from metadata with --alchemy-no-migrations."
+            )
+        cfg = Config(str(self.ini_path))
+        location = cfg.get_main_option("script_location")
+        if location and ":" not in location and not os.path.isabs(location):
+            # Alembic resolves this against the working directory; a user runs alembic
+            # from beside alembic.ini, pytest may run from anywhere.
+            beside_ini = self.ini_path.parent / location
+            if not Path(location).exists() and beside_ini.exists():
+                cfg.set_main_option("script_location", str(beside_ini))
+        if url is not None:
+            rendered = url.render_as_string(hide_password=False)
+            cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+        return cfg
+
+    def _scripts(self, cfg: Any) -> Any:
+        from alembic.script import ScriptDirectory
+        from alembic.util import CommandError
+
+        try:
+            return ScriptDirectory.from_config(cfg)
+        except CommandError as exc:
+            raise AlchemyError(
+                f"pytest-alchemy: Alembic cannot read the migrations of {self.description}: "
+                f"{exc}\nFix: check script_location in {self.ini_path}."
+            ) from None
+
+    def fingerprint(self, dialect: Dialect) -> str:
+        scripts = self._scripts(self._config())
+        try:
+            paths = sorted(Path(script.path) for script in scripts.walk_revisions())
+        except Exception as exc:
+            raise AlchemyError(
+                f"pytest-alchemy: Alembic cannot read the revisions of {self.description}: "
+                f"{first_line(exc)}"
+            ) from None
+        parts = [b"alembic", dialect.name.encode()]
+        for path in [Path(scripts.env_py_location), *paths]:
+            parts.append(path.name.encode())
+            parts.append(path.read_bytes() if path.exists() else b"")
+        return _digest(parts)
+
+    # -- building -----------------------------------------------------------------------
+
+    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+
+        cfg = self._config(test_url)
+        scripts = self._scripts(cfg)
+        env_py = Path(scripts.env_py_location)
+        with _logging_restored():
+            try:
+                with only_connections_to(test_url, provisioner), engine.begin() as conn:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+            except ForeignConnectionRefused as exc:
+                raise AlchemyError(
+                    f"pytest-alchemy: the Alembic env.py at {env_py} tried to connect to "
+                    f"{exc.target}, not to the test database {test_url.database!r}. "
+                    "It was stopped before it changed anything.\n"
+                    'Fix: in env.py, use config.attributes.get("connection") when it is set, '
+                    'or build the engine from config.get_main_option("sqlalchemy.url").'
+                ) from None
+            except AlchemyError:
+                raise
+            except Exception as exc:
+                raise self._explain(exc, scripts, env_py) from None
+            finally:
+                cfg.attributes.pop("connection", None)
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        heads = set(scripts.get_heads())
+        if current != heads:
+            raise AlchemyError(
+                f"pytest-alchemy: after 'alembic upgrade head' the test database is at "
+                f"{sorted(current) or 'no revision'}, not at head {sorted(heads)} "
+                f"({self.description}).\nFix: check that env.py runs the migrations "
+                "inside context.begin_transaction() on the connection it is given."
+            )
+
+    def _explain(self, exc: Exception, scripts: Any, env_py: Path) -> AlchemyError:
+        revisions = {}
+        for script in scripts.walk_revisions():
+            revisions[os.path.realpath(script.path)] = script
+        failing = None
+        in_env_py = False
+        for error in _chain(exc):
+            for frame, _ in traceback.walk_tb(error.__traceback__):
+                filename = os.path.realpath(frame.f_code.co_filename)
+                if filename in revisions:
+                    failing = revisions[filename]
+                elif filename == os.path.realpath(env_py):
+                    in_env_py = True
+        reason = f"{type(exc).__name__}: {first_line(exc)}"
+        if failing is not None:
+            title = f" ({failing.doc})" if failing.doc else ""
+            return AlchemyError(
+                f"pytest-alchemy: migration {failing.revision}{title} in {failing.path} "
+                f"failed: {reason}\nFix: correct that migration, or build from metadata "
+                "with --alchemy-no-migrations."
+            )
+        where = f"the Alembic env.py at {env_py}" if in_env_py else self.description
+        return AlchemyError(f"pytest-alchemy: 'alembic upgrade head' failed in {where}: {reason}")
+
+
+class ForeignConnectionRefused(Exception):
+    """Raised inside a driver connect call aimed at a database other than the test one."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(f"pytest-alchemy refused a connection to {target}")
+        self.target = target
+
+
+@contextmanager
+def only_connections_to(test_url: URL, provisioner: Provisioner) -> Iterator[None]:
+    """While inside, refuse every new DBAPI connection not aimed at ``test_url``."""
+
+    def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        if not _aimed_at(dialect, cargs, cparams, test_url):
+            raise ForeignConnectionRefused(provisioner.describe_connect_args(cargs, cparams))
+
+    event.listen(Engine, "do_connect", guard)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "do_connect", guard)
+
+
+def _aimed_at(dialect: Dialect, cargs: Sequence[Any], cparams: Mapping[str, Any], url: URL) -> bool:
+    if url.get_backend_name() != dialect.name and not {
+        url.get_backend_name(),
+        dialect.name,
+    } <= {"mysql", "mariadb"}:
+        return False
+    expected_args, expected_params = dialect.create_connect_args(url)
+    if list(cargs[: len(expected_args)]) != list(expected_args):
+        return False
+    return all(cparams.get(key) == value for key, value in expected_params.items())
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+@contextmanager
+def _logging_restored() -> Iterator[None]:
+    """Undo what env.py's ``fileConfig`` does to logging: disabled loggers, root handlers."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    level = root.level
+    disabled = {
+        name: logger.disabled
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+        for name, logger in logging.root.manager.loggerDict.items():
+            if isinstance(logger, logging.Logger):
+                logger.disabled = disabled.get(name, False)
+
+
+def _digest(parts: Sequence[bytes]) -> str:
+    digest = hashlib.sha256(_BUILD_VERSION.encode())
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()[:32]

@@ -1,0 +1,168 @@
+"""Settings: where each comes from (command line, then environment, then ini), and
+loading the application objects that ini lines name."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import importlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from ._errors import SettingError
+from ._urls import parse_url
+
+URL_ENV = "PYTEST_ALCHEMY_URL"
+#: The base URL when none is set: a SQLite file in pytest's temporary directory.
+DEFAULT_URL = "sqlite://"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The run's settings as the command line, environment and ini give them."""
+
+    url: URL
+    url_source: str
+    metadata: str | None = None
+    alembic_ini: Path | None = None
+    no_migrations: bool = False
+    engines: Sequence[str] = ()
+    sessionmakers: Sequence[str] = ()
+    url_env: str | None = None
+    reuse_db: bool = False
+    create_db: bool = False
+    sqlite_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+
+def resolve_settings(
+    *,
+    option: Callable[[str], Any],
+    ini: Callable[[str], Any],
+    environ: dict[str, str] | os._Environ[str],
+    rootpath: Path,
+    inipath: Path | None,
+) -> Settings:
+    """Resolve the settings; ``option`` and ``ini`` read command-line options and ini
+    values by name."""
+    ini_name = f"{inipath.name}" if inipath is not None else "the ini file"
+    cli_url = option("alchemy_url")
+    if cli_url:
+        raw, source = cli_url, "--alchemy-url"
+    elif environ.get(URL_ENV):
+        raw, source = environ[URL_ENV], f"the environment variable {URL_ENV}"
+    elif ini("alchemy_url"):
+        raw, source = ini("alchemy_url"), f"alchemy_url in {ini_name}"
+    else:
+        raw, source = DEFAULT_URL, "the default SQLite URL"
+    url = parse_url(str(raw).strip(), source)
+
+    base = inipath.parent if inipath is not None else rootpath
+    alembic_ini = ini("alchemy_alembic_ini")
+    url_env = (ini("alchemy_url_env") or "").strip() or None
+    return Settings(
+        url=url,
+        url_source=source,
+        metadata=(ini("alchemy_metadata") or "").strip() or None,
+        alembic_ini=(base / str(alembic_ini).strip()) if alembic_ini else None,
+        no_migrations=bool(option("alchemy_no_migrations")),
+        engines=_lines(ini("alchemy_engines")),
+        sessionmakers=_lines(ini("alchemy_sessionmakers")),
+        url_env=url_env,
+        reuse_db=bool(option("alchemy_reuse_db")),
+        create_db=bool(option("alchemy_create_db")),
+        sqlite_dir=sqlite_dir(rootpath, environ),
+    )
+
+
+def _lines(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        value = value.splitlines()
+    return tuple(line.strip() for line in value if line.strip())
+
+
+def sqlite_dir(rootpath: Path, environ: dict[str, str] | os._Environ[str]) -> Path:
+    """Where SQLite test databases live: a folder of this project's under pytest's
+    temporary root (``pytest-of-<user>``), stable across runs so that
+    ``--alchemy-reuse-db`` can find the file again."""
+    root = Path(environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir())
+    try:
+        user = getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        user = "unknown"
+    project = hashlib.sha256(str(rootpath.resolve()).encode()).hexdigest()[:12]
+    return root / f"pytest-of-{user}" / "pytest-alchemy" / f"{rootpath.name}-{project}"
+
+
+# -- application objects named by "package.module:attribute" --------------------------
+
+
+def import_object(path: str, setting: str) -> Any:
+    """Import ``package.module:attribute`` (dots after the colon walk attributes)."""
+    module_name, colon, attr_path = path.partition(":")
+    if not colon or not module_name or not attr_path:
+        raise SettingError(
+            f"pytest-alchemy: {setting} = {path!r} is not an import path.\n"
+            "Fix: use the form package.module:attribute, for example app.models:Base."
+        )
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise SettingError(
+            f"pytest-alchemy: {setting} = {path!r}: importing {module_name!r} failed "
+            f"({type(exc).__name__}: {exc}).\n"
+            "Fix: check the module path, and that the application is installed or on "
+            "pytest's pythonpath."
+        ) from None
+    for part in attr_path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise SettingError(
+                f"pytest-alchemy: {setting} = {path!r}: {module_name!r} has no attribute "
+                f"{attr_path!r}.\nFix: name an attribute the module defines."
+            ) from None
+    return target
+
+
+def as_metadata(obj: Any, setting: str) -> MetaData:
+    """A ``MetaData``, or the ``.metadata`` of a declarative base or SQLModel."""
+    if isinstance(obj, MetaData):
+        return obj
+    metadata = getattr(obj, "metadata", None)
+    if isinstance(metadata, MetaData):
+        return metadata
+    raise SettingError(
+        f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a MetaData.\n"
+        "Fix: name a MetaData, or a declarative base / SQLModel class with a .metadata."
+    )
+
+
+def as_engine(obj: Any, setting: str) -> Engine:
+    if isinstance(obj, Engine):
+        return obj
+    raise SettingError(
+        f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a SQLAlchemy Engine.\n"
+        "Fix: list the application's Engine objects (module:attribute), one a line."
+    )
+
+
+def as_session_factory(obj: Any, setting: str) -> sessionmaker[Any] | scoped_session[Any]:
+    if isinstance(obj, sessionmaker):
+        return obj
+    if isinstance(obj, scoped_session) and isinstance(obj.session_factory, sessionmaker):
+        return obj
+    raise SettingError(
+        f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a sessionmaker or a "
+        "scoped_session over one.\nFix: list the application's sessionmaker / "
+        "scoped_session objects (module:attribute), one a line."
+    )

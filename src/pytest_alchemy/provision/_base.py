@@ -1,0 +1,213 @@
+"""What every per-dialect provisioner does, and the ownership marker they all write."""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import String, create_engine, literal
+from sqlalchemy.engine import URL, Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from .._errors import AlchemyError, connect_error, first_line
+from .._urls import render_url
+
+OWNER = "pytest-alchemy"
+MARKER_TABLE = "_pytest_alchemy"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the plugin writes on a database it created: proof of ownership, and the
+    fingerprint of the schema it holds (``None`` while the schema is being built)."""
+
+    fingerprint: str | None
+
+    def dumps(self) -> str:
+        return json.dumps({"owner": OWNER, "fingerprint": self.fingerprint}, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str | None) -> Marker | None:
+        """The marker in ``text``, or ``None`` when the text is not one of ours."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("owner") != OWNER:
+            return None
+        fingerprint = data.get("fingerprint")
+        return cls(fingerprint if isinstance(fingerprint, str) else None)
+
+
+class Provisioner(abc.ABC):
+    """Creates, marks, inspects and drops test databases on one kind of server.
+
+    One instance serves one base URL (the server and the base database named in the
+    settings). Identifiers are always quoted by the dialect's own preparer.
+    """
+
+    #: Backend names (``URL.get_backend_name()``) this provisioner serves.
+    backends: ClassVar[tuple[str, ...]]
+    #: Driver name to the pip extra of pytest-alchemy that installs it.
+    extras: ClassVar[Mapping[str, str]] = {}
+    #: Longest database name the server accepts.
+    max_name_length: ClassVar[int] = 63
+
+    def __init__(
+        self, base_url: URL, *, source: str, sqlite_dir: Path, connect_timeout: int = 5
+    ) -> None:
+        self.base_url = base_url
+        self.source = source
+        self.sqlite_dir = sqlite_dir
+        self.connect_timeout = connect_timeout
+        self.dialect: Dialect = base_url.get_dialect()()
+
+    # -- naming -------------------------------------------------------------------------
+
+    def base_name(self) -> str:
+        return self.base_url.database or "alchemy"
+
+    def test_name(self, suffix: str = "") -> str:
+        from .._errors import SettingError
+
+        name = f"test_{self.base_name()}{suffix}"
+        if len(name) > self.max_name_length:
+            raise SettingError(
+                f"pytest-alchemy: the test database name {name!r} is longer than the "
+                f"{self.max_name_length} characters {self.dialect.name} allows.\n"
+                f"Fix: use a shorter base database name in {self.source}."
+            )
+        return name
+
+    def test_url(self, name: str) -> URL:
+        return self.base_url.set(database=name)
+
+    def quote(self, name: str) -> str:
+        return self.dialect.identifier_preparer.quote(name)
+
+    def literal(self, value: str) -> str:
+        """``value`` as an SQL string literal, rendered by the dialect."""
+        compiled = literal(value, String()).compile(
+            dialect=self.dialect, compile_kwargs={"literal_binds": True}
+        )
+        return str(compiled)
+
+    # -- engines ------------------------------------------------------------------------
+
+    def connect_args(self) -> dict[str, Any]:
+        """Driver arguments that bound how long a connection attempt may take."""
+        return {}
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``create_engine`` on a test database."""
+        args = {k: v for k, v in self.connect_args().items() if k not in self.base_url.query}
+        return {"connect_args": args} if args else {}
+
+    def configure_engine(self, engine: Engine) -> None:  # noqa: B027 - optional hook
+        """Make a test-database engine behave correctly under savepoint isolation."""
+
+    # -- the server ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether a database of that name exists."""
+
+    @abc.abstractmethod
+    def create(self, name: str) -> None:
+        """Create the database and mark it as ours, with no fingerprint yet."""
+
+    @abc.abstractmethod
+    def drop(self, name: str) -> None:
+        """Drop the database. Callers check the marker first."""
+
+    @abc.abstractmethod
+    def read_marker(self, name: str) -> Marker | None:
+        """The marker on an existing database, or ``None`` when it carries none of ours."""
+
+    @abc.abstractmethod
+    def write_marker(self, name: str, marker: Marker) -> None:
+        """Record the marker on a database that the plugin created."""
+
+    def describe_connect_args(self, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> str:
+        """Which database a driver connect call is aimed at, for messages."""
+        host = cparams.get("host", "localhost")
+        port = cparams.get("port")
+        database = cparams.get("dbname") or cparams.get("database") or cparams.get("db")
+        where = f"{host}:{port}" if port else str(host)
+        return f"database {database!r} on {where}"
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the provisioner holds open."""
+
+
+class ServerProvisioner(Provisioner):
+    """A provisioner for a database server reached over an administrative connection."""
+
+    def __init__(
+        self, base_url: URL, *, source: str, sqlite_dir: Path, connect_timeout: int = 5
+    ) -> None:
+        super().__init__(
+            base_url, source=source, sqlite_dir=sqlite_dir, connect_timeout=connect_timeout
+        )
+        self._admin_engine: Engine | None = None
+
+    def admin_urls(self) -> list[URL]:
+        """Where to connect for CREATE/DROP DATABASE, tried in order."""
+        return [self.base_url]
+
+    def is_missing_database(self, exc: DBAPIError) -> bool:
+        """Whether a connect error says that the database itself does not exist."""
+        return False
+
+    @contextmanager
+    def admin(self) -> Iterator[Connection]:
+        """An AUTOCOMMIT connection to the server, with connect errors explained."""
+        if self._admin_engine is not None:
+            with self._admin_engine.connect() as conn:
+                yield conn
+            return
+        candidates = self.admin_urls()
+        for index, url in enumerate(candidates):
+            engine = create_engine(
+                url,
+                poolclass=NullPool,
+                isolation_level="AUTOCOMMIT",
+                **self.engine_options(),
+            )
+            try:
+                conn = engine.connect()
+            except DBAPIError as exc:
+                engine.dispose()
+                if self.is_missing_database(exc) and index + 1 < len(candidates):
+                    continue
+                raise connect_error(exc, url, self.source) from None
+            self._admin_engine = engine
+            with conn:
+                yield conn
+            return
+
+    def close(self) -> None:
+        if self._admin_engine is not None:
+            self._admin_engine.dispose()
+            self._admin_engine = None
+
+    def run_ddl(self, conn: Connection, sql: str, *, action: str) -> None:
+        """Run a database-level statement, explaining a refusal from the server."""
+        try:
+            conn.exec_driver_sql(sql)
+        except DBAPIError as exc:
+            user = self.base_url.username or "(default user)"
+            raise AlchemyError(
+                f"pytest-alchemy: the server refused to {action} as user {user!r} "
+                f"({self.source} = {render_url(self.base_url)}): {first_line(exc)}\n"
+                "Fix: give that user the privilege to create and drop databases, "
+                f"or use a URL in {self.source} whose user has it."
+            ) from None

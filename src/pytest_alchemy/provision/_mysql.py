@@ -1,0 +1,89 @@
+"""MariaDB and MySQL: a marker table inside the test database; no templates."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from sqlalchemy import text
+
+from ._base import MARKER_TABLE, Marker, ServerProvisioner
+
+
+class MySQLProvisioner(ServerProvisioner):
+    backends = ("mysql", "mariadb")
+    extras: ClassVar[Mapping[str, str]] = {"pymysql": "mysql"}
+    max_name_length = 64
+
+    def admin_urls(self) -> list[Any]:
+        # Database-level statements need no current database.
+        return [self.base_url._replace(database=None)]  # URL.set() ignores None
+
+    def connect_args(self) -> dict[str, Any]:
+        return {"connect_timeout": self.connect_timeout}
+
+    def exists(self, name: str) -> bool:
+        with self.admin() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"),
+                {"name": name},
+            ).scalar()
+        return found is not None
+
+    def create(self, name: str) -> None:
+        with self.admin() as conn:
+            charset = conn.execute(
+                text(
+                    "SELECT default_character_set_name, default_collation_name "
+                    "FROM information_schema.schemata WHERE schema_name = :name"
+                ),
+                {"name": self.base_url.database or ""},
+            ).first()
+            options = ""
+            if charset is not None and all(re.fullmatch(r"\w+", str(v)) for v in charset):
+                # Same character set and collation as the application's own database.
+                options = f" CHARACTER SET {charset[0]} COLLATE {charset[1]}"
+            self.run_ddl(
+                conn, f"CREATE DATABASE {self.quote(name)}{options}", action="create a database"
+            )
+            self.run_ddl(
+                conn,
+                f"CREATE TABLE {self._marker_table(name)} "
+                "(id INTEGER PRIMARY KEY, marker TEXT NOT NULL)",
+                action="mark the test database",
+            )
+        self.write_marker(name, Marker(None))
+
+    def drop(self, name: str) -> None:
+        with self.admin() as conn:
+            self.run_ddl(
+                conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
+            )
+
+    def read_marker(self, name: str) -> Marker | None:
+        with self.admin() as conn:
+            has_table = conn.execute(
+                text(
+                    "SELECT 1 FROM information_schema.tables "
+                    "WHERE table_schema = :name AND table_name = :table"
+                ),
+                {"name": name, "table": MARKER_TABLE},
+            ).scalar()
+            if has_table is None:
+                return None
+            value = conn.execute(
+                text(f"SELECT marker FROM {self._marker_table(name)} WHERE id = 1")
+            ).scalar()
+        return Marker.loads(value)
+
+    def write_marker(self, name: str, marker: Marker) -> None:
+        with self.admin() as conn:
+            conn.execute(text(f"DELETE FROM {self._marker_table(name)}"))
+            conn.execute(
+                text(f"INSERT INTO {self._marker_table(name)} (id, marker) VALUES (1, :marker)"),
+                {"marker": marker.dumps()},
+            )
+
+    def _marker_table(self, name: str) -> str:
+        return f"{self.quote(name)}.{self.quote(MARKER_TABLE)}"

@@ -1,0 +1,79 @@
+"""PostgreSQL: a COMMENT on the database is the marker; leftover sessions are ended
+before a drop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from ._base import Marker, ServerProvisioner
+
+
+class PostgresProvisioner(ServerProvisioner):
+    backends = ("postgresql",)
+    extras: ClassVar[Mapping[str, str]] = {"psycopg": "postgresql"}
+    max_name_length = 63
+
+    def admin_urls(self) -> list[URL]:
+        # The base database may not exist yet (a fresh CI server): fall back to the
+        # maintenance databases every server has.
+        names = [self.base_url.database, "postgres", "template1"]
+        seen: list[URL] = []
+        for name in names:
+            if name and all(url.database != name for url in seen):
+                seen.append(self.base_url.set(database=name))
+        return seen
+
+    def is_missing_database(self, exc: DBAPIError) -> bool:
+        return "does not exist" in str(exc.orig) and "database" in str(exc.orig)
+
+    def connect_args(self) -> dict[str, Any]:
+        return {"connect_timeout": self.connect_timeout}
+
+    def exists(self, name: str) -> bool:
+        with self.admin() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+        return found is not None
+
+    def create(self, name: str) -> None:
+        with self.admin() as conn:
+            self.run_ddl(conn, f"CREATE DATABASE {self.quote(name)}", action="create a database")
+        self.write_marker(name, Marker(None))
+
+    def drop(self, name: str) -> None:
+        with self.admin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            self.run_ddl(
+                conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
+            )
+
+    def read_marker(self, name: str) -> Marker | None:
+        with self.admin() as conn:
+            comment = conn.execute(
+                text(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                    "WHERE datname = :name"
+                ),
+                {"name": name},
+            ).scalar()
+        return Marker.loads(comment)
+
+    def write_marker(self, name: str, marker: Marker) -> None:
+        with self.admin() as conn:
+            self.run_ddl(
+                conn,
+                f"COMMENT ON DATABASE {self.quote(name)} IS {self.literal(marker.dumps())}",
+                action="mark the test database",
+            )
