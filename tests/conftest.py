@@ -9,6 +9,7 @@ they fail: a green CI never hides a backend.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import textwrap
@@ -29,10 +30,8 @@ from pytest_alchemy._settings import sqlite_dir
 # must not be imported afresh by every run (their exception classes would stop matching),
 # so they are imported once here, before any run.
 for _module in ("psycopg", "pymysql", "alembic.command", "sqlalchemy.dialects.postgresql"):
-    try:
+    with contextlib.suppress(ImportError):  # the dev extra installs them all
         __import__(_module)
-    except ImportError:  # pragma: no cover - the dev extra installs them
-        pass
 
 SERVERS = {
     "postgresql": ("POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
