@@ -203,12 +203,16 @@ def _state(config: pytest.Config) -> _RunState:
 
 def _stop(exc: AlchemyError) -> NoReturn:
     """End the run with the error's short message and no traceback."""
+    if _worker_suffix():
+        # An xdist worker that exits shows only "node down"; an error per test carries
+        # the message to the controller (session fixtures cache it: no retry per test).
+        raise pytest.fail.Exception(str(exc), pytrace=False) from None
     code = (
         pytest.ExitCode.USAGE_ERROR
         if isinstance(exc, SettingError)
-        else (pytest.ExitCode.INTERRUPTED)
+        else pytest.ExitCode.INTERRUPTED
     )
-    pytest.exit(str(exc), returncode=code)
+    raise pytest.exit.Exception(str(exc), returncode=code) from None
 
 
 def _guarded(action: Callable[[], T]) -> T:

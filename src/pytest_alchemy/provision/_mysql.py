@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from ._base import MARKER_TABLE, Marker, ServerProvisioner
 
@@ -57,6 +59,18 @@ class MySQLProvisioner(ServerProvisioner):
 
     def drop(self, name: str) -> None:
         with self.admin() as conn:
+            # A leftover connection holding a metadata lock would make DROP DATABASE wait
+            # for lock_wait_timeout (a year by default): end those on this database only.
+            leftover = conn.execute(
+                text(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = :name AND id <> CONNECTION_ID()"
+                ),
+                {"name": name},
+            ).scalars()
+            for thread_id in leftover:
+                with contextlib.suppress(DBAPIError):  # it may have ended meanwhile
+                    conn.exec_driver_sql(f"KILL {int(thread_id)}")
             self.run_ddl(
                 conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
             )
