@@ -51,7 +51,8 @@ def connect_error(exc: BaseException, url: URL, source: str) -> AlchemyError:
     lowered = reason.lower()
     where = f"{url.host or 'localhost'}:{url.port}" if url.port else (url.host or "localhost")
     shown = render_url(url)
-    if any(word in lowered for word in _AUTH_WORDS):
+    unknown_role = 'role "' in lowered and "does not exist" in lowered
+    if unknown_role or any(word in lowered for word in _AUTH_WORDS):
         return AlchemyError(
             f"pytest-alchemy: authentication failed for user {url.username!r} at {where} "
             f"({source} = {shown}): {reason}\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -20,16 +22,20 @@ def parse_url(value: str | URL, source: str) -> URL:
     try:
         return make_url(value)
     except (ArgumentError, ValueError) as exc:
-        shown = value
-        if "@" in shown and "://" in shown:
-            # Never echo a password, even from a malformed URL.
-            scheme, _, rest = shown.partition("://")
-            credentials, _, host = rest.rpartition("@")
-            if ":" in credentials:
-                credentials = credentials.split(":", 1)[0] + ":***"
-            shown = f"{scheme}://{credentials}@{host}"
+        shown = hide_password(value)
         raise SettingError(
             f"pytest-alchemy: {source} is not a valid database URL: {shown!r} ({exc}).\n"
             "Fix: use the form dialect+driver://user:password@host:port/database, for example "
             "postgresql+psycopg://postgres@127.0.0.1:5432/app or sqlite:///app.db."
         ) from None
+
+
+def hide_password(text: str) -> str:
+    """Mask the password in URL-like text, even text that does not parse."""
+    match = re.match(r"[\w+.-]+:/+", text)
+    start = match.end() if match else 0
+    credentials, at, rest = text[start:].rpartition("@")
+    if not at or ":" not in credentials:
+        return text
+    user = credentials.split(":", 1)[0]
+    return f"{text[:start]}{user}:***@{rest}"

@@ -399,10 +399,11 @@ def _alchemy_session_factories(
 
 @pytest.fixture
 def _alchemy_transaction(
+    _alchemy_session_factories: Sequence[sessionmaker[Any] | scoped_session[Any]],
     db_engine: Engine,
     alchemy_engines: Sequence[Engine],
-    _alchemy_session_factories: Sequence[sessionmaker[Any] | scoped_session[Any]],
 ) -> Iterator[IsolatedTransaction]:
+    # Settings are checked (session factories first) before the database is created.
     transaction = IsolatedTransaction(db_engine)
     try:
         transaction.begin()

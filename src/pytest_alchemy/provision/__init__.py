@@ -26,6 +26,9 @@ __all__ = [
 
 _REGISTRY: dict[str, type[Provisioner]] = {}
 
+#: Driver modules whose package on PyPI has another name.
+_PIP_NAMES = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary", "_mysql": "mysqlclient"}
+
 
 def register(cls: type[Provisioner]) -> type[Provisioner]:
     """Register a provisioner class for each backend it names."""
@@ -71,7 +74,8 @@ def check_driver(url: URL, source: str) -> None:
             fix = f"pip install 'pytest-alchemy[{extra}]'"
         else:
             module = exc.name or driver
-            fix = f"pip install {module}, or use {_suggestion(cls)}"
+            package = _PIP_NAMES.get(module, module)
+            fix = f"pip install {package}, or use {_suggestion(cls)}"
         raise SettingError(
             f"pytest-alchemy: the driver {driver!r} for {source} "
             f"({url.drivername}://...) is not installed ({exc}).\nFix: {fix}."
