@@ -158,13 +158,19 @@ def _server_backend(name: str) -> Backend:
     return Backend(name, url)
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses ``backend`` runs on each backend, or on those its
+    ``@pytest.mark.backends(...)`` names."""
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        names = list(marker.args) if marker is not None else BACKENDS
+        metafunc.parametrize("backend", names, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """Each backend in turn; skips (fails under CI=true) when its server is down."""
     name: str = request.param
-    marker = request.node.get_closest_marker("backends")
-    if marker is not None and name not in marker.args:
-        pytest.skip(f"not a {name} behaviour")
     backend = Backend(name) if name == "sqlite" else _server_backend(name)
     pytester: pytest.Pytester = request.getfixturevalue("pytester")
     try:
@@ -198,6 +204,18 @@ class Project:
         path.write_text(textwrap.dedent(source).lstrip())
         return path
 
+    def replace_tests(self, name: str, source: str) -> Path:
+        """Replace the project's test modules with one (a new file name for every run,
+        so no cached bytecode of an earlier version is ever used)."""
+        for old in self.path.glob("test_*.py"):
+            old.unlink()
+        return self.write(name, source)
+
+    def test_db_name(self, suffix: str = "") -> str:
+        """The name the plugin gives this project's test database."""
+        base = "alchemy" if self.backend.name == "sqlite" else self.backend.base
+        return f"test_{base}{suffix}"
+
     def run(self, *args: str) -> pytest.RunResult:
         """Run pytest on the project with this backend's URL, in-process."""
         return self.pytester.runpytest(*self.backend.args(), "-p", "no:cacheprovider", *args)
@@ -212,6 +230,11 @@ class Project:
 
     def query(self, sql: str, name: str | None = None) -> list[tuple[Any, ...]]:
         return self.backend.query(self.path, sql, name)
+
+
+def output(result: pytest.RunResult) -> str:
+    """Everything a run printed."""
+    return result.stdout.str() + "\n" + result.stderr.str()
 
 
 @pytest.fixture

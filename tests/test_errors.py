@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import MODELS, Backend, Project
 from sqlalchemy.engine import make_url
+
+from conftest import MODELS, Backend, Project, output
 
 USAGE_ERROR = pytest.ExitCode.USAGE_ERROR
 
@@ -36,10 +37,6 @@ NEEDS_DB = """
     def test_two(db_session):
         pass
 """
-
-
-def output(result: pytest.RunResult) -> str:
-    return result.stdout.str() + "\n" + result.stderr.str()
 
 
 def error_block(result: pytest.RunResult) -> list[str]:

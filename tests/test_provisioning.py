@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import Project
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from conftest import Project, output
 from pytest_alchemy._settings import sqlite_dir
 
 #: A model of one table; ``{extra}`` adds lines to the class (a schema change).
@@ -57,17 +57,11 @@ def database_exists(admin_url, name, sqlite_path):
 """
 
 
-def db_name(project: Project, suffix: str = "") -> str:
-    """The name the plugin gives this project's test database."""
-    base = "alchemy" if project.backend.name == "sqlite" else project.backend.base
-    return f"test_{base}{suffix}"
-
-
 def exists_call(project: Project) -> str:
     """Inner-test source: ``database_exists(...)`` for this project's test database."""
     backend = project.backend
     path = sqlite_dir(project.path, os.environ) / "test_alchemy.db"
-    return f"database_exists({backend.server_url!r}, {db_name(project)!r}, {str(path)!r})"
+    return f"database_exists({backend.server_url!r}, {project.test_db_name()!r}, {str(path)!r})"
 
 
 def items_project(project: Project, *, colour: bool = False) -> Project:
@@ -77,18 +71,6 @@ def items_project(project: Project, *, colour: bool = False) -> Project:
     project.write("helpers.py", HELPERS)
     project.ini(alchemy_metadata="models:Base")
     return project
-
-
-def write_tests(project: Project, name: str, source: str) -> None:
-    """Replace the project's test modules with one (a new file name for every run, so
-    no cached bytecode of an earlier version is ever used)."""
-    for old in project.path.glob("test_*.py"):
-        old.unlink()
-    project.write(name, source)
-
-
-def output(result: pytest.RunResult) -> str:
-    return result.stdout.str() + "\n" + result.stderr.str()
 
 
 # -- lazy -----------------------------------------------------------------------------------
@@ -138,7 +120,7 @@ def test_deselected_database_tests_create_nothing(models_project: Project) -> No
 
 
 def test_database_is_created_for_the_run_and_dropped_after(models_project: Project) -> None:
-    name = db_name(models_project)
+    name = models_project.test_db_name()
     models_project.write("helpers.py", HELPERS)
     models_project.write(
         "test_db.py",
@@ -173,7 +155,7 @@ def test_sqlite_file_lives_under_pytests_temporary_root(models_project: Project)
                 assert path == Path({str(folder)!r}) / "test_alchemy.db"
                 assert path.is_file()
             else:
-                assert db_engine.url.database == {db_name(models_project)!r}
+                assert db_engine.url.database == {models_project.test_db_name()!r}
         """,
     )
     models_project.run().assert_outcomes(passed=1)
@@ -186,11 +168,10 @@ def test_sqlite_file_lives_under_pytests_temporary_root(models_project: Project)
 
 def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> None:
     items_project(project)
-    name = db_name(project)
+    name = project.test_db_name()
 
     # Run 1 keeps the database, with a row committed outside any test transaction.
-    write_tests(
-        project,
+    project.replace_tests(
         "test_run1.py",
         """
         from sqlalchemy import insert
@@ -206,8 +187,7 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
     assert project.query("SELECT id, name FROM items") == [(1, "kept")]
 
     # Run 2 reuses it: the row is still there.
-    write_tests(
-        project,
+    project.replace_tests(
         "test_run2.py",
         """
         from sqlalchemy import select
@@ -225,8 +205,7 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
 
     # A changed model makes the next reuse run rebuild: row gone, new column there.
     items_project(project, colour=True)
-    write_tests(
-        project,
+    project.replace_tests(
         "test_run3.py",
         """
         from sqlalchemy import inspect, insert, select
@@ -246,8 +225,7 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
     assert project.query("SELECT id, name, colour FROM items") == [(2, "again", "red")]
 
     # --alchemy-create-db rebuilds even with --alchemy-reuse-db and an unchanged schema.
-    write_tests(
-        project,
+    project.replace_tests(
         "test_run4.py",
         """
         from sqlalchemy import insert, select
@@ -265,8 +243,7 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
     assert project.query("SELECT id FROM items") == [(3,)]
 
     # --alchemy-create-db alone rebuilds the kept database, then drops it.
-    write_tests(
-        project,
+    project.replace_tests(
         "test_run5.py",
         """
         from sqlalchemy import select
@@ -282,8 +259,7 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
 
 def test_plain_run_rebuilds_and_drops_a_kept_database(project: Project) -> None:
     items_project(project)
-    write_tests(
-        project,
+    project.replace_tests(
         "test_keep.py",
         """
         from sqlalchemy import insert
@@ -297,8 +273,7 @@ def test_plain_run_rebuilds_and_drops_a_kept_database(project: Project) -> None:
     project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
     assert project.query("SELECT id FROM items") == [(1,)]
 
-    write_tests(
-        project,
+    project.replace_tests(
         "test_plain_run.py",
         """
         from sqlalchemy import select
@@ -342,7 +317,7 @@ def _seen(project: Project) -> set[str]:
 
 def test_xdist_workers_get_their_own_databases(project: Project) -> None:
     items_project(project)
-    name = db_name(project)
+    name = project.test_db_name()
     project.write("test_xdist.py", XDIST_TESTS.replace("BASE_NAME", repr(name)))
     result = project.run_subprocess("-n", "2")
     result.assert_outcomes(passed=8)
@@ -353,7 +328,7 @@ def test_xdist_workers_get_their_own_databases(project: Project) -> None:
 
 def test_xdist_with_reuse_keeps_each_workers_database(project: Project) -> None:
     items_project(project)
-    name = db_name(project)
+    name = project.test_db_name()
     project.write("test_xdist.py", XDIST_TESTS.replace("BASE_NAME", repr(name)))
     project.run_subprocess("-n", "2", "--alchemy-reuse-db").assert_outcomes(passed=8)
     assert _seen(project) == {f"{name}_gw0", f"{name}_gw1"}
@@ -372,7 +347,7 @@ def test_unmarked_database_with_the_test_name_is_never_touched(
     project: Project, args: list[str]
 ) -> None:
     items_project(project)
-    name = db_name(project)
+    name = project.test_db_name()
     project.backend.create_foreign(project.path, name)
     project.write(
         "test_db.py",
@@ -394,7 +369,7 @@ def test_unmarked_database_with_the_test_name_is_never_touched(
 
 def test_unmarked_worker_database_is_never_touched(project: Project) -> None:
     items_project(project)
-    name = db_name(project)
+    name = project.test_db_name()
     project.backend.create_foreign(project.path, f"{name}_gw0")
     project.write("test_xdist.py", XDIST_TESTS.replace("BASE_NAME", repr(name)))
     result = project.run_subprocess("-n", "2")
@@ -432,7 +407,7 @@ def test_base_database_is_never_dropped(project: Project) -> None:
     else:
         project.backend.create_foreign(project.path, project.backend.base)
         base_url = project.backend.test_db_url(project.path, project.backend.base)
-        expected = db_name(project)
+        expected = project.test_db_name()
     project.write(
         "test_db.py",
         f"""
@@ -472,7 +447,7 @@ def _header(project: Project, url: str | None = None) -> str:
         path = sqlite_dir(project.path, os.environ) / "test_alchemy.db"
         return f"alchemy: sqlite test database sqlite:///{path} [from the default SQLite URL]"
     parsed = make_url(url or project.backend.url or "")
-    test_url = parsed.set(database=db_name(project))
+    test_url = parsed.set(database=project.test_db_name())
     return (
         f"alchemy: {parsed.get_backend_name()} test database "
         f"{test_url.render_as_string(hide_password=True)} [from --alchemy-url]"

@@ -8,6 +8,7 @@ import os
 import textwrap
 
 import pytest
+
 from conftest import MODELS, Project
 
 #: What every inner test module starts with.

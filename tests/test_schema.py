@@ -5,9 +5,10 @@ database and failures told in one message."""
 from __future__ import annotations
 
 import pytest
-from conftest import Project
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
+
+from conftest import Project, output
 
 REV1, REV2, REV3 = "1a1a1a1a1a1a", "2b2b2b2b2b2b", "3c3c3c3c3c3c"
 
@@ -154,11 +155,6 @@ class MetaOnly(Base):
 """
 
 
-def db_name(project: Project) -> str:
-    base = "alchemy" if project.backend.name == "sqlite" else project.backend.base
-    return f"test_{base}"
-
-
 def write_revision(
     project: Project, revision: str, down: str | None, table: str, extra: str = ""
 ) -> None:
@@ -180,18 +176,6 @@ def alembic_project(project: Project, *, env_py: str = ENV_PY, rev2_extra: str =
     project.write("models.py", MODELS)
     project.ini(alchemy_alembic_ini="alembic.ini", alchemy_metadata="models:Base")
     return project
-
-
-def write_tests(project: Project, name: str, source: str) -> None:
-    """Replace the project's test modules with one (a new file name for every run, so
-    no cached bytecode of an earlier version is ever used)."""
-    for old in project.path.glob("test_*.py"):
-        old.unlink()
-    project.write(name, source)
-
-
-def output(result: pytest.RunResult) -> str:
-    return result.stdout.str() + "\n" + result.stderr.str()
 
 
 MIGRATED_TESTS = """
@@ -220,7 +204,7 @@ def test_alembic_schema_kept_with_reuse_is_at_head(project: Project) -> None:
     alembic_project(project)
     project.write("test_migrated.py", MIGRATED_TESTS.replace("HEAD", repr(REV2)))
     project.run("--alchemy-reuse-db").assert_outcomes(passed=2)
-    assert project.databases() == {db_name(project)}
+    assert project.databases() == {project.test_db_name()}
     assert project.query("SELECT version_num FROM alembic_version") == [(REV2,)]
     assert project.query("SELECT COUNT(*) FROM books") == [(0,)]
 
@@ -322,15 +306,14 @@ def test_half_built_database_is_not_reused(
     # Same files, so the same fingerprint: the half-built database must still be rebuilt.
     monkeypatch.delenv("BREAK_MIGRATION")
     project.run("--alchemy-reuse-db").assert_outcomes(passed=2)
-    assert project.databases() == {db_name(project)}
+    assert project.databases() == {project.test_db_name()}
     assert project.query("SELECT version_num FROM alembic_version") == [(REV2,)]
 
 
 def test_reuse_with_alembic_rebuilds_on_a_new_revision(project: Project) -> None:
     alembic_project(project)
-    name = db_name(project)
-    write_tests(
-        project,
+    name = project.test_db_name()
+    project.replace_tests(
         "test_run1.py",
         """
         from sqlalchemy import text
@@ -344,8 +327,7 @@ def test_reuse_with_alembic_rebuilds_on_a_new_revision(project: Project) -> None
     assert project.databases() == {name}
     assert project.query("SELECT id, name FROM authors") == [(1, "kept")]
 
-    write_tests(
-        project,
+    project.replace_tests(
         "test_run2.py",
         """
         from sqlalchemy import text
@@ -360,8 +342,7 @@ def test_reuse_with_alembic_rebuilds_on_a_new_revision(project: Project) -> None
     assert project.query("SELECT id, name FROM authors") == [(1, "kept")]
 
     write_revision(project, REV3, REV2, "reviews")
-    write_tests(
-        project,
+    project.replace_tests(
         "test_run3.py",
         f"""
         from sqlalchemy import inspect, text

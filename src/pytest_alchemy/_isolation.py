@@ -235,6 +235,17 @@ class RoutedConnection:
         merged.pop("isolation_level", None)
         return merged
 
+    def _run(
+        self,
+        method: str,
+        statement: Any,
+        parameters: Any,
+        execution_options: Mapping[str, Any] | None,
+    ) -> Any:
+        self._autobegin()
+        run = getattr(self._connection, method)
+        return run(statement, parameters, execution_options=self._merged(execution_options))
+
     def execute(
         self,
         statement: Any,
@@ -242,10 +253,7 @@ class RoutedConnection:
         *,
         execution_options: Mapping[str, Any] | None = None,
     ) -> Any:
-        self._autobegin()
-        return self._connection.execute(
-            statement, parameters, execution_options=self._merged(execution_options)
-        )
+        return self._run("execute", statement, parameters, execution_options)
 
     def scalar(
         self,
@@ -254,10 +262,7 @@ class RoutedConnection:
         *,
         execution_options: Mapping[str, Any] | None = None,
     ) -> Any:
-        self._autobegin()
-        return self._connection.scalar(
-            statement, parameters, execution_options=self._merged(execution_options)
-        )
+        return self._run("scalar", statement, parameters, execution_options)
 
     def scalars(
         self,
@@ -266,10 +271,7 @@ class RoutedConnection:
         *,
         execution_options: Mapping[str, Any] | None = None,
     ) -> Any:
-        self._autobegin()
-        return self._connection.scalars(
-            statement, parameters, execution_options=self._merged(execution_options)
-        )
+        return self._run("scalars", statement, parameters, execution_options)
 
     def exec_driver_sql(
         self,
@@ -277,7 +279,4 @@ class RoutedConnection:
         parameters: Any = None,
         execution_options: Mapping[str, Any] | None = None,
     ) -> Any:
-        self._autobegin()
-        return self._connection.exec_driver_sql(
-            statement, parameters, execution_options=self._merged(execution_options)
-        )
+        return self._run("exec_driver_sql", statement, parameters, execution_options)
