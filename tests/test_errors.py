@@ -5,6 +5,8 @@ left (or made) on the server."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -312,6 +314,53 @@ def test_server_that_does_not_answer(
     )
     assert text.count("does not answer") == 1  # stopped once, not once per test
     assert project.databases() == set()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A loopback port that accepts connections and never says a word."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_server_that_accepts_but_never_answers(project: Project, silent_server: int) -> None:
+    url = server_url(project.backend, host="127.0.0.1", port=silent_server)
+    project.write("test_db.py", NEEDS_DB)
+    project.ini()
+    start = time.monotonic()
+    result = project.pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--alchemy-url", url, timeout=60
+    )
+    elapsed = time.monotonic() - start
+    assert elapsed < 15, f"the run took {elapsed:.1f}s"
+    assert result.ret not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    assert_short_message(
+        result,
+        f"the database server at 127.0.0.1:{silent_server} does not answer",
+        "(--alchemy-url = ",
+        "Fix: start the server",
+    )
 
 
 # -- 5. authentication -------------------------------------------------------------------

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from sqlalchemy import String, create_engine, literal
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 
 from .._errors import AlchemyError, connect_error, first_line
 from .._urls import render_url
@@ -163,6 +162,10 @@ class ServerProvisioner(Provisioner):
         """Where to connect for CREATE/DROP DATABASE, tried in order."""
         return [self.base_url]
 
+    def check_server_answers(self) -> None:
+        """Fail fast when the server accepts connections but never answers, for drivers
+        whose connect timeout does not cover the handshake."""
+
     def is_missing_database(self, exc: DBAPIError) -> bool:
         """Whether a connect error says that the database itself does not exist."""
         return False
@@ -175,12 +178,12 @@ class ServerProvisioner(Provisioner):
                 yield conn
             return
         candidates = self.admin_urls()
+        self.check_server_answers()
         for index, url in enumerate(candidates):
+            # A pooled engine: the few administrative statements of a run share one
+            # connection; close() disposes of it.
             engine = create_engine(
-                url,
-                poolclass=NullPool,
-                isolation_level="AUTOCOMMIT",
-                **self.engine_options(),
+                url, pool_size=1, isolation_level="AUTOCOMMIT", **self.engine_options()
             )
             try:
                 conn = engine.connect()

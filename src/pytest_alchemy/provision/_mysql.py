@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from .._errors import AlchemyError
+from .._urls import render_url
 from ._base import MARKER_TABLE, Marker, ServerProvisioner
 
 
@@ -24,6 +27,28 @@ class MySQLProvisioner(ServerProvisioner):
 
     def connect_args(self) -> dict[str, Any]:
         return {"connect_timeout": self.connect_timeout}
+
+    def check_server_answers(self) -> None:
+        # The server speaks first; PyMySQL's connect timeout ends before that greeting,
+        # so a server that accepts but never answers would hang the run.
+        url = self.base_url
+        if url.query.get("unix_socket"):
+            return
+        address = (url.host or "localhost", url.port or 3306)
+        try:
+            with socket.create_connection(address, timeout=self.connect_timeout) as sock:
+                sock.settimeout(self.connect_timeout)
+                sock.recv(1)
+        except TimeoutError:
+            where = f"{address[0]}:{address[1]}"
+            raise AlchemyError(
+                f"pytest-alchemy: the database server at {where} does not answer "
+                f"({self.source} = {render_url(url)}): no greeting within "
+                f"{self.connect_timeout} seconds.\n"
+                f"Fix: start the server, or point {self.source} at one that is running."
+            ) from None
+        except OSError:
+            return  # refused, unknown host...: the driver's own error says it best
 
     def exists(self, name: str) -> bool:
         with self.admin() as conn:
