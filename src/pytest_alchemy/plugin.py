@@ -32,7 +32,7 @@ from ._settings import (
     resolve_settings,
 )
 from ._urls import parse_url, render_url
-from .provision import check_driver, provisioner_class
+from .provision import check_driver
 
 T = TypeVar("T")
 
@@ -163,10 +163,15 @@ def _worker_suffix() -> str:
 
 
 def _test_url(state: _RunState) -> URL:
+    """The test database's URL as the settings give it (nothing is connected)."""
     settings = state.settings
-    cls = provisioner_class(settings.url, settings.url_source)
-    provisioner = cls(settings.url, source=settings.url_source, sqlite_dir=settings.sqlite_dir)
-    return provisioner.test_url(provisioner.test_name(state.suffix))
+    database = TestDatabase(
+        settings.url,
+        source=settings.url_source,
+        sqlite_dir=settings.sqlite_dir,
+        suffix=state.suffix,
+    )
+    return database.url
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
