@@ -499,3 +499,35 @@ def test_missing_alembic_ini(project: Project) -> None:
     assert_short_message(result, "alchemy_alembic_ini", "no such file", repr(missing))
     assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
     assert project.databases() == set()
+
+
+# -- 9. an application engine of another kind than the test database ------------------------
+
+
+def test_app_engine_of_another_kind_of_database(project: Project) -> None:
+    # The application hard-codes a URL of another backend than the test database's.
+    other = (
+        "postgresql+psycopg://app@127.0.0.1:1/app"
+        if project.backend.name == "sqlite"
+        else "sqlite:///dev.db"
+    )
+    project.write(
+        "models.py",
+        f"""
+        from sqlalchemy import create_engine
+        engine = create_engine({other!r})
+        """,
+    )
+    project.write("test_db.py", NEEDS_DB)
+    project.ini(alchemy_engines="models:engine")
+    result, probe = run_probed(project)
+    assert result.ret == USAGE_ERROR
+    assert_short_message(
+        result,
+        "alchemy_engines entry 'models:engine' is a",
+        "an engine cannot be moved to another kind of database",
+        "alchemy_url_env",
+    )
+    assert probe.seen == set()
+    assert not (project.path / "dev.db").exists()
+    assert project.databases() == set()
