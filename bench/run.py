@@ -17,7 +17,7 @@ once per strategy and backend, and prints a Markdown table of medians:
 The per-test cost is ``(t(N) - t(10)) / (N - 10)`` from the medians of a project of N
 tests and one of 10. Every database it creates is named ``test_pa_bench*`` and dropped.
 
-    /tmp/venv/bin/python bench/run.py [--tests 300] [--repeat 3]
+    .venv/bin/python bench/run.py [--tests 300] [--repeat 3]
                                       [--backends sqlite,postgresql,mariadb]
 """
 
