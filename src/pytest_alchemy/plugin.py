@@ -402,19 +402,33 @@ def _alchemy_session_factories(
     return factories
 
 
+@dataclass(frozen=True)
+class _Routing:
+    """What every test transaction needs, resolved once a session."""
+
+    engine: Engine
+    app_engines: tuple[Engine, ...]
+    session_factories: tuple[sessionmaker[Any] | scoped_session[Any], ...]
+
+
+@pytest.fixture(scope="session")
+def _alchemy_routing(request: pytest.FixtureRequest) -> _Routing:
+    # Resolved here, once, rather than as arguments of the per-test fixture: pytest walks
+    # a function fixture's whole dependency tree before every test.
+    factories = request.getfixturevalue("_alchemy_session_factories")  # checked first
+    engine = request.getfixturevalue("db_engine")
+    app_engines = request.getfixturevalue("alchemy_engines")
+    return _Routing(engine, tuple(app_engines), tuple(factories))
+
+
 @pytest.fixture
-def _alchemy_transaction(
-    _alchemy_session_factories: Sequence[sessionmaker[Any] | scoped_session[Any]],
-    db_engine: Engine,
-    alchemy_engines: Sequence[Engine],
-) -> Iterator[IsolatedTransaction]:
-    # Settings are checked (session factories first) before the database is created.
-    transaction = IsolatedTransaction(db_engine)
+def _alchemy_transaction(_alchemy_routing: _Routing) -> Iterator[IsolatedTransaction]:
+    transaction = IsolatedTransaction(_alchemy_routing.engine)
     try:
         transaction.begin()
-        for engine in alchemy_engines:
+        for engine in _alchemy_routing.app_engines:
             transaction.route_engine(engine)
-        for factory in _alchemy_session_factories:
+        for factory in _alchemy_routing.session_factories:
             transaction.route_sessionmaker(factory)
         yield transaction
     finally:
