@@ -255,29 +255,36 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 @contextmanager
 def _logging_restored() -> Iterator[None]:
-    """Undo what env.py's ``fileConfig`` does to logging: disabled loggers, root handlers."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    level = root.level
-    disabled = {
-        name: logger.disabled
-        for name, logger in logging.root.manager.loggerDict.items()
-        if isinstance(logger, logging.Logger)
+    """Undo what env.py's ``fileConfig`` does to logging: levels, handlers, propagation
+    and disabled flags of every logger, root included."""
+    manager = logging.root.manager
+
+    def snapshot() -> dict[str, logging.Logger]:
+        found = {n: o for n, o in manager.loggerDict.items() if isinstance(o, logging.Logger)}
+        found[""] = logging.getLogger()
+        return found
+
+    saved = {
+        name: (logger.level, list(logger.handlers), logger.propagate, logger.disabled)
+        for name, logger in snapshot().items()
     }
     try:
         yield
     finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-        for name, logger in logging.root.manager.loggerDict.items():
-            if isinstance(logger, logging.Logger):
-                logger.disabled = disabled.get(name, False)
+        for name, logger in snapshot().items():
+            level, handlers, propagate, disabled = saved.get(
+                name, (logging.NOTSET, [], True, False)
+            )
+            for handler in list(logger.handlers):
+                if handler not in handlers:
+                    logger.removeHandler(handler)
+                    handler.close()
+            for handler in handlers:
+                if handler not in logger.handlers:
+                    logger.addHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
 
 
 def _digest(parts: Sequence[bytes]) -> str:

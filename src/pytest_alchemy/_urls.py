@@ -7,9 +7,15 @@ import re
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+#: Query parameters that carry secrets (drivers accept passwords there too).
+_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "sslpassword", "pwd"})
+
 
 def render_url(url: URL) -> str:
     """The URL as text with the password hidden: safe for headers, messages and logs."""
+    secrets = {key: "***" for key in url.query if key.lower() in _SECRET_QUERY_KEYS}
+    if secrets:
+        url = url.update_query_dict(secrets)
     return url.render_as_string(hide_password=True)
 
 
@@ -34,6 +40,7 @@ def hide_password(text: str) -> str:
     """Mask the password in URL-like text, even text that does not parse."""
     match = re.match(r"[\w+.-]+:/+", text)
     start = match.end() if match else 0
+    text = re.sub(r"(?i)([?&](?:password|passwd|sslpassword|pwd)=)[^&]*", r"\1***", text)
     credentials, at, rest = text[start:].rpartition("@")
     if not at or ":" not in credentials:
         return text

@@ -78,10 +78,10 @@ class Provisioner(abc.ABC):
         from .._errors import SettingError
 
         name = f"test_{self.base_name()}{suffix}"
-        if len(name) > self.max_name_length:
+        if len(name.encode()) > self.max_name_length:  # servers count bytes
             raise SettingError(
                 f"pytest-alchemy: the test database name {name!r} is longer than the "
-                f"{self.max_name_length} characters {self.dialect.name} allows.\n"
+                f"{self.max_name_length} bytes {self.dialect.name} allows.\n"
                 f"Fix: use a shorter base database name in {self.source}."
             )
         return name

@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from .._errors import AlchemyError
 from ._base import MARKER_TABLE, Marker, Provisioner
 
 _SIDE_FILES = ("-journal", "-wal", "-shm")
@@ -46,7 +47,15 @@ class SQLiteProvisioner(Provisioner):
 
     def create(self, name: str) -> None:
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AlchemyError(
+                f"pytest-alchemy: cannot create the folder for SQLite test databases "
+                f"{str(path.parent)!r}: {exc.strerror or exc}.\n"
+                "Fix: make pytest's temporary root writable (it follows TMPDIR and "
+                "PYTEST_DEBUG_TEMPROOT), or set alchemy_url to a server database."
+            ) from None
         with self._marker_engine(name).begin() as conn:
             conn.exec_driver_sql(
                 f"CREATE TABLE {self.quote(MARKER_TABLE)} "
