@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from functools import partial
 from typing import Any, Final
 
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, NestedTransaction
 from sqlalchemy.exc import InvalidRequestError, ResourceClosedError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
@@ -52,12 +53,21 @@ class IsolatedTransaction:
         self._connection = connection
         connection.begin()
         self._stack.callback(self._rollback)
+        # Committing the outer transaction would leave the test's data behind for good.
+        event.listen(connection, "commit", _refuse_outer_commit)
+        self._stack.callback(event.remove, connection, "commit", _refuse_outer_commit)
         return connection
 
     def _rollback(self) -> None:
         connection = self.connection
         if connection.in_transaction():
             connection.rollback()
+        elif not connection.invalidated:
+            # The outer transaction was ended without reaching the database (a refused
+            # commit): roll the driver's transaction back before the pool reuses it.
+            dbapi_connection = connection.connection.dbapi_connection
+            if dbapi_connection is not None:
+                dbapi_connection.rollback()
 
     def close(self) -> None:
         """Undo every routing, close every session, roll back and close the connection."""
@@ -110,6 +120,16 @@ class IsolatedTransaction:
         binds = maker.kw.get("binds")
         if binds:
             maker.kw["binds"] = dict.fromkeys(binds, self.connection)
+
+
+def _refuse_outer_commit(connection: Connection) -> None:
+    raise InvalidRequestError(
+        "pytest-alchemy: commit() on the test's connection (db_connection, or "
+        "db_session.connection()) would commit the test transaction and leave its data "
+        "behind, so it was refused. Use db_session.commit() (a savepoint), "
+        "db_connection.begin_nested(), or a connection from an application engine listed "
+        "in alchemy_engines, whose commit() releases a savepoint."
+    )
 
 
 def _restore_kw(maker: sessionmaker[Any], saved: dict[str, Any]) -> None:

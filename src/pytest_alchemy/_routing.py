@@ -19,6 +19,9 @@ from sqlalchemy.engine import URL, Dialect, Engine
 from ._errors import SettingError
 from .provision import provisioner_class
 
+#: Set in a connection record's info by the redirect, checked when the connection opens.
+_REDIRECTED = "pytest_alchemy_redirected"
+
 
 class EngineRedirect:
     """Retargets application engines at one test database until :meth:`close`."""
@@ -57,14 +60,31 @@ class EngineRedirect:
                     cparams.pop(key, None)
             cparams.update(test_params)
             cargs[: len(app_args)] = test_args
+            conn_rec.info[_REDIRECTED] = True
+
+        def check_redirected(dbapi_connection: Any, conn_rec: Any) -> None:
+            # An engine made with creator= connects without do_connect: it would reach
+            # its own database. Stop before anything runs on that connection.
+            if not conn_rec.info.get(_REDIRECTED):
+                dbapi_connection.close()
+                raise SettingError(
+                    f"pytest-alchemy: {setting} connects through its own creator function, "
+                    "which pytest-alchemy cannot point at the test database; the "
+                    "connection it made was closed before use.\nFix: create the engine "
+                    "from a URL (set alchemy_url_env and read the URL from that variable)."
+                )
 
         engine.dispose()
         event.listen(engine, "do_connect", to_test_database)
+        event.listen(engine, "first_connect", check_redirected, insert=True)
+        event.listen(engine, "connect", check_redirected, insert=True)
         original_url = engine.url
         engine.url = self.test_url
         self.engines.append(engine)
 
         def undo() -> None:
+            event.remove(engine, "connect", check_redirected)
+            event.remove(engine, "first_connect", check_redirected)
             event.remove(engine, "do_connect", to_test_database)
             engine.url = original_url
             engine.dispose()
