@@ -93,6 +93,15 @@ class TestDatabase:
                 self.reused = True
                 self._touched = True
                 return self._connect()
+            busy = provisioner.sessions(self.name)
+            if busy:
+                raise AlchemyError(
+                    f"pytest-alchemy: the test database {self.name!r} at "
+                    f"{render_url(self.url)} is in use by {busy} other connection(s), "
+                    "most likely another pytest run on the same base database; it was "
+                    "left alone.\nFix: wait for that run to end, or give this run another "
+                    f"base database in {self.source}."
+                )
             provisioner.drop(self.name)
         self._touched = True
         provisioner.create(self.name)

@@ -127,6 +127,10 @@ class Provisioner(abc.ABC):
     def drop(self, name: str) -> None:
         """Drop the database. Callers check the marker first."""
 
+    def sessions(self, name: str) -> int:
+        """How many other connections are open on the database (0 where unknown)."""
+        return 0
+
     @abc.abstractmethod
     def read_marker(self, name: str) -> Marker | None:
         """The marker on an existing database, or ``None`` when it carries none of ours."""

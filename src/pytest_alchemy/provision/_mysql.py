@@ -100,6 +100,17 @@ class MySQLProvisioner(ServerProvisioner):
                 conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
             )
 
+    def sessions(self, name: str) -> int:
+        with self.admin() as conn:
+            count = conn.execute(
+                text(
+                    "SELECT count(*) FROM information_schema.processlist "
+                    "WHERE db = :name AND id <> CONNECTION_ID()"
+                ),
+                {"name": name},
+            ).scalar()
+        return int(count or 0)
+
     def read_marker(self, name: str) -> Marker | None:
         with self.admin() as conn:
             has_table = conn.execute(

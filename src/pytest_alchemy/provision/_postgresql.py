@@ -59,6 +59,17 @@ class PostgresProvisioner(ServerProvisioner):
                 conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
             )
 
+    def sessions(self, name: str) -> int:
+        with self.admin() as conn:
+            count = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            ).scalar()
+        return int(count or 0)
+
     def read_marker(self, name: str) -> Marker | None:
         with self.admin() as conn:
             comment = conn.execute(
