@@ -141,8 +141,12 @@ def test_routing_is_undone_after_each_test(models_project: Project) -> None:
         """
         def test_routed(db_session, db_connection):
             assert "connect" in vars(models.engine)
-            assert models.SessionLocal.kw["bind"] is db_connection
-            assert models.ScopedSession.session_factory.kw["bind"] is db_connection
+            with models.SessionLocal() as session:  # bound to the app engine, as in production
+                assert session.get_bind() is models.engine
+                assert session.connection().engine is models.engine
+                session.add(User(email="b@x"))
+                session.commit()
+            assert db_session.scalars(select(User.email)).all() == ["b@x"]
             models.ScopedSession.add(User(email="a@x"))
             models.ScopedSession.flush()
             assert models.ScopedSession.registry.has()
@@ -312,7 +316,8 @@ def test_settings_as_fixtures(project: Project, metadata: str) -> None:
         """
         def test_routed(db_session, db_connection):
             assert "connect" in vars(models.engine)
-            assert models.SessionLocal.kw["bind"] is db_connection
+            with models.SessionLocal() as session:
+                assert session.get_bind() is models.engine  # as in production
             assert models.ScopedSession.session_factory.kw["bind"] is models.engine
             with models.engine.begin() as conn:
                 conn.execute(insert(User), {"email": "engine@x"})

@@ -39,6 +39,8 @@ class IsolatedTransaction:
         self.engine = engine
         self._stack = ExitStack()
         self._connection: Connection | None = None
+        self._ledger: _SavepointLedger | None = None
+        self._routed: list[Engine] = []
 
     @property
     def connection(self) -> Connection:
@@ -51,8 +53,12 @@ class IsolatedTransaction:
         connection = self.engine.connect()
         self._stack.callback(connection.close)
         self._connection = connection
+        if connection.get_isolation_level() == "AUTOCOMMIT":
+            # An application engine made with isolation_level="AUTOCOMMIT": the test
+            # transaction must be a real one.
+            connection.execution_options(isolation_level=connection.default_isolation_level)
+        self._ledger = _SavepointLedger(connection)
         connection.begin()
-        self._stack.callback(self._rollback)
         # Committing the outer transaction would leave the test's data behind for good.
         event.listen(connection, "commit", _refuse_outer_commit)
         self._stack.callback(event.remove, connection, "commit", _refuse_outer_commit)
@@ -70,11 +76,20 @@ class IsolatedTransaction:
                 dbapi_connection.rollback()
 
     def close(self) -> None:
-        """Undo every routing, close every session, roll back and close the connection."""
+        """Roll back, then close every session, undo every routing, close the connection.
+
+        The outer transaction goes first: after it, no session or view has a savepoint
+        left to roll back, whatever order they were opened and left in.
+        """
         try:
-            self._stack.close()
+            if self._connection is not None:
+                self._rollback()
         finally:
-            self._connection = None
+            try:
+                self._stack.close()
+            finally:
+                self._connection = None
+                self._ledger = None
 
     def __enter__(self) -> IsolatedTransaction:
         self.begin()
@@ -94,32 +109,55 @@ class IsolatedTransaction:
     # -- the application's objects --------------------------------------------------------
 
     def route_engine(self, engine: Engine) -> None:
-        """Make ``engine.connect()`` (and so ``engine.begin()``, ``Session(engine)`` and
-        sessionmakers bound to it) hand out views of the test's connection."""
+        """Make ``engine.connect()`` (and so ``engine.begin()``, ``Session(engine)``,
+        sessionmakers bound to it, and engines made by ``engine.execution_options()``)
+        hand out views of the test's connection."""
+        if any(engine is routed for routed in self._routed):
+            return
         if "connect" in vars(engine):
             raise InvalidRequestError(f"{engine!r} is already routed into a test transaction")
-        setattr(engine, "connect", partial(RoutedConnection, self.connection, engine))  # noqa: B010
-        self._stack.callback(delattr, engine, "connect")
+        self._routed.append(engine)
+        self._stack.callback(self._routed.remove, engine)
+        self._patch(engine, "connect", partial(self._view, engine, {}))
+        self._patch(engine, "execution_options", partial(self._option_engine, engine))
+
+    def _patch(self, target: Engine, name: str, value: Any) -> None:
+        setattr(target, name, value)
+        self._stack.callback(delattr, target, name)
+
+    def _view(self, engine: Engine, options: Mapping[str, Any]) -> RoutedConnection:
+        assert self._ledger is not None
+        view = RoutedConnection(self._ledger, engine)
+        return view.execution_options(**{**engine.get_execution_options(), **options})
+
+    def _option_engine(self, engine: Engine, **options: Any) -> Engine:
+        derived = Engine.execution_options(engine, **options)
+        self._patch(derived, "connect", partial(self._view, derived, options))
+        return derived
 
     def route_sessionmaker(self, factory: SessionFactory) -> None:
-        """Bind a sessionmaker (or a scoped_session's) to the test's connection."""
+        """Route a sessionmaker (or a scoped_session's) into the test transaction: the
+        engines it is bound to are routed (so ``get_bind()`` still returns them); one
+        bound to nothing, or to a connection, is bound to the test's connection."""
         if isinstance(factory, scoped_session):
             # Sessions made before the test belong to another connection: drop them now,
             # and drop the test's ones after it.
             factory.remove()
-            maker = factory.session_factory
-            saved = dict(maker.kw)
-            self._stack.callback(_restore_kw, maker, saved)
             self._stack.callback(factory.remove)
+            maker = factory.session_factory
         else:
             maker = factory
-            saved = dict(maker.kw)
-            self._stack.callback(_restore_kw, maker, saved)
+        bind = maker.kw.get("bind")
+        binds = maker.kw.get("binds") or {}
+        engines = [b for b in [bind, *binds.values()] if isinstance(b, Engine)]
+        for engine in engines:
+            self.route_engine(engine)
+        if isinstance(bind, Engine) or (bind is None and engines):
+            return
+        saved = dict(maker.kw)
+        self._stack.callback(_restore_kw, maker, saved)
         maker.kw["bind"] = self.connection
         maker.kw["join_transaction_mode"] = JOIN_MODE
-        binds = maker.kw.get("binds")
-        if binds:
-            maker.kw["binds"] = dict.fromkeys(binds, self.connection)
 
 
 def _refuse_outer_commit(connection: Connection) -> None:
@@ -137,22 +175,75 @@ def _restore_kw(maker: sessionmaker[Any], saved: dict[str, Any]) -> None:
     maker.kw.update(saved)
 
 
+class _SavepointLedger:
+    """The savepoints that views of one test connection hold.
+
+    Production connections are independent; here each view's transaction is a SAVEPOINT
+    nested in those opened before it. A view that commits while a later one is still open
+    cannot release its savepoint yet (that would release the later one too): its commit
+    waits, and is carried out as soon as the savepoints opened after it are gone.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._waiting: list[NestedTransaction] = []
+
+    def begin(self) -> NestedTransaction:
+        self._settle()
+        return self.connection.begin_nested()
+
+    def commit(self, savepoint: NestedTransaction) -> None:
+        if self._innermost(savepoint):
+            savepoint.commit()
+            self._settle()
+        elif savepoint.is_active:
+            self._waiting.append(savepoint)
+
+    def rollback(self, savepoint: NestedTransaction) -> None:
+        if not savepoint.is_active:
+            return
+        if not self._innermost(savepoint):
+            raise InvalidRequestError(
+                "pytest-alchemy: a connection of an application engine was rolled back "
+                "while a connection opened after it is still in a transaction. In a test "
+                "they share one database connection (each transaction a savepoint inside "
+                "the previous one), so only the last one opened can roll back. Commit or "
+                "close the later connection first."
+            )
+        savepoint.rollback()
+        self._settle()
+
+    def _innermost(self, savepoint: NestedTransaction) -> bool:
+        return self.connection.get_nested_transaction() is savepoint
+
+    def _settle(self) -> None:
+        while self._waiting:
+            current = self.connection.get_nested_transaction()
+            if current is None or current not in self._waiting:
+                break
+            self._waiting.remove(current)
+            current.commit()
+
+
 class RoutedConnection:
     """What a routed engine's ``connect()`` returns during a test.
 
     It behaves like a fresh ``Connection`` of that engine, but runs on the test's
     connection: its transaction (begun explicitly or by autobegin) is a SAVEPOINT, so
     ``commit()`` releases it, ``rollback()`` returns to it, and ``close()`` rolls back what
-    is left uncommitted, as closing a real connection would. Nothing reaches past the
-    test's outer transaction.
+    is left uncommitted, as closing a real connection would. With
+    ``isolation_level="AUTOCOMMIT"`` each statement is kept at once. Nothing reaches past
+    the test's outer transaction.
     """
 
-    def __init__(self, connection: Connection, engine: Engine) -> None:
-        self._connection = connection
+    def __init__(self, ledger: _SavepointLedger, engine: Engine) -> None:
+        self._ledger = ledger
+        self._connection = ledger.connection
         self._engine = engine
         self._transaction: NestedTransaction | None = None
         self._options: dict[str, Any] = {}
         self._closed = False
+        self._invalidated = False
 
     # -- identity -------------------------------------------------------------------------
 
@@ -166,7 +257,7 @@ class RoutedConnection:
 
     @property
     def invalidated(self) -> bool:
-        return self._connection.invalidated
+        return self._invalidated
 
     def __repr__(self) -> str:
         return f"<RoutedConnection of {self._engine!r} into {self._connection!r}>"
@@ -178,7 +269,17 @@ class RoutedConnection:
         if self._closed:
             raise ResourceClosedError("This Connection is closed")
 
+    def connect(self) -> RoutedConnection:
+        """A further view (``Session(bind=connection)`` asks a bind for one)."""
+        self._check_open()
+        view = RoutedConnection(self._ledger, self._engine)
+        return view.execution_options(**self._options)
+
     # -- transactions ---------------------------------------------------------------------
+
+    @property
+    def _autocommit(self) -> bool:
+        return self._options.get("isolation_level") == "AUTOCOMMIT"
 
     def in_transaction(self) -> bool:
         return self._transaction is not None and self._transaction.is_active
@@ -203,32 +304,42 @@ class RoutedConnection:
                 "Transaction() object via begin() or autobegin; can't call begin() "
                 "here unless rollback() or commit() is called first."
             )
-        self._transaction = self._connection.begin_nested()
+        self._transaction = self._ledger.begin()
         return self._transaction
 
     def _autobegin(self) -> None:
         self._check_open()
         if not self.in_transaction():
-            self._transaction = self._connection.begin_nested()
+            self._transaction = self._ledger.begin()
 
     def begin_nested(self) -> NestedTransaction:
         self._autobegin()
         return self._connection.begin_nested()
 
     def commit(self) -> None:
-        if self._transaction is not None and self._transaction.is_active:
-            self._transaction.commit()
-        self._transaction = None
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:
+            self._ledger.commit(transaction)
 
     def rollback(self) -> None:
-        if self._transaction is not None and self._transaction.is_active:
-            self._transaction.rollback()
-        self._transaction = None
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:
+            self._ledger.rollback(transaction)
 
     def close(self) -> None:
         if not self._closed:
-            self.rollback()
-            self._closed = True
+            try:
+                self.rollback()
+            finally:
+                self._closed = True
+
+    def invalidate(self, exception: BaseException | None = None) -> None:
+        """End this view only; the test's connection carries on."""
+        self.close()
+        self._invalidated = True
+
+    def detach(self) -> None:
+        """Nothing to detach: the view owns no DBAPI connection."""
 
     def __enter__(self) -> RoutedConnection:
         return self
@@ -239,21 +350,12 @@ class RoutedConnection:
     # -- execution ------------------------------------------------------------------------
 
     def execution_options(self, **options: Any) -> RoutedConnection:
-        # Kept on this view, never on the test's shared connection. The isolation level
-        # is the test transaction's.
-        options.pop("isolation_level", None)
+        # Kept on this view, never on the test's shared connection.
         self._options.update(options)
         return self
 
     def get_execution_options(self) -> Mapping[str, Any]:
         return {**self._connection.get_execution_options(), **self._options}
-
-    def _merged(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        merged = dict(self._options)
-        if options:
-            merged.update(options)
-        merged.pop("isolation_level", None)
-        return merged
 
     def _run(
         self,
@@ -262,9 +364,21 @@ class RoutedConnection:
         parameters: Any,
         execution_options: Mapping[str, Any] | None,
     ) -> Any:
-        self._autobegin()
+        options = {**self._options, **(execution_options or {})}
+        options.pop("isolation_level", None)  # the test transaction's own level applies
         run = getattr(self._connection, method)
-        return run(statement, parameters, execution_options=self._merged(execution_options))
+        if self._autocommit and not self.in_transaction():
+            # Each statement is kept at once, as with a real AUTOCOMMIT connection.
+            self._autobegin()
+            try:
+                result = run(statement, parameters, execution_options=options)
+            except BaseException:
+                self.rollback()
+                raise
+            self.commit()
+            return result
+        self._autobegin()
+        return run(statement, parameters, execution_options=options)
 
     def execute(
         self,

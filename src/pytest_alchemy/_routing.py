@@ -26,9 +26,15 @@ _REDIRECTED = "pytest_alchemy_redirected"
 class EngineRedirect:
     """Retargets application engines at one test database until :meth:`close`."""
 
-    def __init__(self, test_url: URL, ensure_database: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        test_url: URL,
+        ensure_database: Callable[[], object],
+        configure: Callable[[Engine], Callable[[], None]],
+    ) -> None:
         self.test_url = test_url
         self._ensure = ensure_database
+        self._configure = configure
         self._stack = ExitStack()
         self.engines: list[Engine] = []
 
@@ -75,6 +81,7 @@ class EngineRedirect:
                 )
 
         engine.dispose()
+        unconfigure = self._configure(engine)
         event.listen(engine, "do_connect", to_test_database)
         event.listen(engine, "first_connect", check_redirected, insert=True)
         event.listen(engine, "connect", check_redirected, insert=True)
@@ -86,6 +93,7 @@ class EngineRedirect:
             event.remove(engine, "connect", check_redirected)
             event.remove(engine, "first_connect", check_redirected)
             event.remove(engine, "do_connect", to_test_database)
+            unconfigure()
             engine.url = original_url
             engine.dispose()
 

@@ -348,7 +348,7 @@ def _alchemy_database(
             recreate=alchemy_create_db,
         )
     )
-    redirect = EngineRedirect(database.url, database.setup)
+    redirect = EngineRedirect(database.url, database.setup, database.provisioner.configure_engine)
     try:
         for index, engine in enumerate(alchemy_engines):
             setting = _setting_name(settings.engines, index, "alchemy_engines")
@@ -417,8 +417,11 @@ def _alchemy_routing(request: pytest.FixtureRequest) -> _Routing:
     # a function fixture's whole dependency tree before every test.
     factories = request.getfixturevalue("_alchemy_session_factories")  # checked first
     engine = request.getfixturevalue("db_engine")
-    app_engines = request.getfixturevalue("alchemy_engines")
-    return _Routing(engine, tuple(app_engines), tuple(factories))
+    app_engines = tuple(request.getfixturevalue("alchemy_engines"))
+    # The test's connection comes from the application's first engine when there is one,
+    # so that its own listeners, dialect options and connection set-up apply, as in
+    # production (it points at the test database).
+    return _Routing(app_engines[0] if app_engines else engine, app_engines, tuple(factories))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,10 @@ class Marker:
             return None
         fingerprint = data.get("fingerprint")
         return cls(fingerprint if isinstance(fingerprint, str) else None)
+
+
+def _nothing() -> None:
+    return None
 
 
 class Provisioner(abc.ABC):
@@ -110,8 +114,10 @@ class Provisioner(abc.ABC):
         args = {k: v for k, v in self.connect_args().items() if k not in self.base_url.query}
         return {"connect_args": args} if args else {}
 
-    def configure_engine(self, engine: Engine) -> None:  # noqa: B027 - optional hook
-        """Make a test-database engine behave correctly under savepoint isolation."""
+    def configure_engine(self, engine: Engine) -> Callable[[], None]:
+        """Make an engine on the test database behave correctly under savepoint isolation;
+        returns what undoes that."""
+        return _nothing
 
     # -- the server ---------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ and the fix that makes SAVEPOINT work with the stdlib driver."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,19 @@ class SQLiteProvisioner(Provisioner):
     def _path(self, name: str) -> Path:
         return self.sqlite_dir / f"{name}.db"
 
-    def configure_engine(self, engine: Engine) -> None:
+    def configure_engine(self, engine: Engine) -> Callable[[], None]:
         if engine.dialect.driver != "pysqlite":
-            return
+            return super().configure_engine(engine)
         # The stdlib driver's legacy transaction handling emits no BEGIN before SAVEPOINT
         # or DDL, so a savepoint would commit for real. Take over transaction control.
         event.listen(engine, "connect", _on_connect)
         event.listen(engine, "begin", _on_begin)
+
+        def undo() -> None:
+            event.remove(engine, "begin", _on_begin)
+            event.remove(engine, "connect", _on_connect)
+
+        return undo
 
     def exists(self, name: str) -> bool:
         return self._path(name).exists()
@@ -118,4 +124,6 @@ def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # An application that applies the same fix itself has begun already.
+    if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN")
