@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from .._errors import AlchemyError, first_line
 from ._base import Marker, ServerProvisioner
 
 
@@ -48,13 +49,20 @@ class PostgresProvisioner(ServerProvisioner):
 
     def drop(self, name: str) -> None:
         with self.admin() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
+            try:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+            except DBAPIError as exc:
+                raise AlchemyError(
+                    f"pytest-alchemy: cannot end the sessions left on the test database "
+                    f"{name!r} before dropping it: {first_line(exc)}\nFix: close them, or "
+                    "run as a user that may end them (pg_signal_backend)."
+                ) from None
             self.run_ddl(
                 conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
             )
