@@ -392,3 +392,37 @@ def test_db_connection_core_writes_are_shared_and_undone(models_project: Project
     )
     models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=2)
     assert_tables_empty(models_project)
+
+
+# -- 9. an application engine made with isolation_level="AUTOCOMMIT" -----------------------
+
+
+def test_autocommit_engine_keeps_statements_and_still_leaves_nothing(project: Project) -> None:
+    project.write(
+        "models.py",
+        MODELS.replace(
+            'create_engine(os.environ.get("APP_DATABASE_URL", "sqlite:///dev.db"))',
+            'create_engine(os.environ.get("APP_DATABASE_URL", "sqlite:///dev.db"), '
+            'isolation_level="AUTOCOMMIT")',
+        ),
+    )
+    assert 'isolation_level="AUTOCOMMIT"' in (project.path / "models.py").read_text()
+    project.ini(
+        alchemy_metadata="models:Base",
+        alchemy_engines="models:engine",
+        alchemy_url_env="APP_DATABASE_URL",
+    )
+    write_tests(
+        project,
+        "test_autocommit.py",
+        """
+        @pytest.mark.parametrize("n", range(2))
+        def test_kept_without_commit(db_session, n):
+            assert emails(db_session) == []
+            with models.engine.connect() as conn:  # no commit: AUTOCOMMIT keeps it
+                conn.execute(insert(User), {"email": "auto@x"})
+            assert emails(db_session) == ["auto@x"]
+        """,
+    )
+    project.run("--alchemy-reuse-db").assert_outcomes(passed=2)
+    assert_tables_empty(project)

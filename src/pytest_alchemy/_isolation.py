@@ -41,6 +41,7 @@ class IsolatedTransaction:
         self._connection: Connection | None = None
         self._ledger: _SavepointLedger | None = None
         self._routed: list[Engine] = []
+        self._engine_autocommits = False
 
     @property
     def connection(self) -> Connection:
@@ -53,9 +54,10 @@ class IsolatedTransaction:
         connection = self.engine.connect()
         self._stack.callback(connection.close)
         self._connection = connection
-        if connection.get_isolation_level() == "AUTOCOMMIT":
+        self._engine_autocommits = _autocommits(connection)
+        if self._engine_autocommits:
             # An application engine made with isolation_level="AUTOCOMMIT": the test
-            # transaction must be a real one.
+            # transaction must be a real one (the engine's views keep autocommitting).
             connection.execution_options(isolation_level=connection.default_isolation_level)
         self._ledger = _SavepointLedger(connection)
         connection.begin()
@@ -128,6 +130,8 @@ class IsolatedTransaction:
     def _view(self, engine: Engine, options: Mapping[str, Any]) -> RoutedConnection:
         assert self._ledger is not None
         view = RoutedConnection(self._ledger, engine)
+        if engine is self.engine and self._engine_autocommits:
+            view.execution_options(isolation_level="AUTOCOMMIT")
         return view.execution_options(**{**engine.get_execution_options(), **options})
 
     def _option_engine(self, engine: Engine, **options: Any) -> Engine:
@@ -158,6 +162,14 @@ class IsolatedTransaction:
         self._stack.callback(_restore_kw, maker, saved)
         maker.kw["bind"] = self.connection
         maker.kw["join_transaction_mode"] = JOIN_MODE
+
+
+def _autocommits(connection: Connection) -> bool:
+    """Whether the driver connection is in autocommit mode (which
+    ``get_isolation_level()`` does not tell)."""
+    detect = getattr(connection.dialect, "detect_autocommit_setting", None)
+    dbapi_connection = connection.connection.dbapi_connection
+    return bool(detect is not None and dbapi_connection is not None and detect(dbapi_connection))
 
 
 def _refuse_outer_commit(connection: Connection) -> None:
