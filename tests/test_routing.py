@@ -397,6 +397,7 @@ def test_db_connection_core_writes_are_shared_and_undone(models_project: Project
 # -- 9. an application engine made with isolation_level="AUTOCOMMIT" -----------------------
 
 
+@pytest.mark.backends("postgresql", "mariadb")  # SQLite: the plugin's SAVEPOINT fix begins
 def test_autocommit_engine_keeps_statements_and_still_leaves_nothing(project: Project) -> None:
     project.write(
         "models.py",

@@ -54,13 +54,15 @@ class IsolatedTransaction:
         connection = self.engine.connect()
         self._stack.callback(connection.close)
         self._connection = connection
+        self._ledger = _SavepointLedger(connection)
+        connection.begin()
         self._engine_autocommits = _autocommits(connection)
         if self._engine_autocommits:
             # An application engine made with isolation_level="AUTOCOMMIT": the test
             # transaction must be a real one (the engine's views keep autocommitting).
+            connection.rollback()
             connection.execution_options(isolation_level=connection.default_isolation_level)
-        self._ledger = _SavepointLedger(connection)
-        connection.begin()
+            connection.begin()
         # Committing the outer transaction would leave the test's data behind for good.
         event.listen(connection, "commit", _refuse_outer_commit)
         self._stack.callback(event.remove, connection, "commit", _refuse_outer_commit)
@@ -165,11 +167,15 @@ class IsolatedTransaction:
 
 
 def _autocommits(connection: Connection) -> bool:
-    """Whether the driver connection is in autocommit mode (which
+    """Whether the driver connection, just begun, is in autocommit mode (which
     ``get_isolation_level()`` does not tell)."""
     detect = getattr(connection.dialect, "detect_autocommit_setting", None)
     dbapi_connection = connection.connection.dbapi_connection
-    return bool(detect is not None and dbapi_connection is not None and detect(dbapi_connection))
+    if detect is None or dbapi_connection is None or not detect(dbapi_connection):
+        return False
+    # Drivers that say whether a transaction is open (sqlite3, whose connections the
+    # plugin begins itself while they look autocommit) are believed.
+    return not getattr(dbapi_connection, "in_transaction", False)
 
 
 def _refuse_outer_commit(connection: Connection) -> None:
