@@ -199,26 +199,35 @@ class _SavepointLedger:
     Production connections are independent; here each view's transaction is a SAVEPOINT
     nested in those opened before it. A view that commits while a later one is still open
     cannot release its savepoint yet (that would release the later one too): its commit
-    waits, and is carried out as soon as the savepoints opened after it are gone.
+    waits, and is carried out as soon as the savepoints opened after it are gone. A view
+    whose savepoint has taken in what a later view committed cannot roll back without
+    undoing that too: it is refused with an explanation rather than done silently.
     """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self._open: list[NestedTransaction] = []  # in the order they were begun
         self._waiting: list[NestedTransaction] = []
+        self._holding_commits: list[NestedTransaction] = []
 
     def begin(self) -> NestedTransaction:
         self._settle()
-        return self.connection.begin_nested()
+        savepoint = self.connection.begin_nested()
+        self._open.append(savepoint)
+        return savepoint
 
     def commit(self, savepoint: NestedTransaction) -> None:
-        if self._innermost(savepoint):
-            savepoint.commit()
+        if not savepoint.is_active:
+            self._forget(savepoint)
+        elif self._innermost(savepoint):
+            self._release(savepoint)
             self._settle()
-        elif savepoint.is_active:
+        elif savepoint not in self._waiting:
             self._waiting.append(savepoint)
 
     def rollback(self, savepoint: NestedTransaction) -> None:
         if not savepoint.is_active:
+            self._forget(savepoint)
             return
         if not self._innermost(savepoint):
             raise InvalidRequestError(
@@ -228,8 +237,29 @@ class _SavepointLedger:
                 "the previous one), so only the last one opened can roll back. Commit or "
                 "close the later connection first."
             )
+        if savepoint in self._holding_commits:
+            raise InvalidRequestError(
+                "pytest-alchemy: a connection of an application engine was rolled back "
+                "after a connection opened after it had committed. In a test they share "
+                "one database connection, so this rollback would undo that commit too, "
+                "which production would keep; it was refused. Let the later connection "
+                "commit after this one ends, or use one connection for both."
+            )
         savepoint.rollback()
+        self._forget(savepoint)
         self._settle()
+
+    def _release(self, savepoint: NestedTransaction) -> None:
+        savepoint.commit()
+        self._forget(savepoint)
+        enclosing = [sp for sp in self._open if sp.is_active]
+        if enclosing and enclosing[-1] not in self._holding_commits:
+            self._holding_commits.append(enclosing[-1])
+
+    def _forget(self, savepoint: NestedTransaction) -> None:
+        for group in (self._open, self._waiting, self._holding_commits):
+            if savepoint in group:
+                group.remove(savepoint)
 
     def _innermost(self, savepoint: NestedTransaction) -> bool:
         return self.connection.get_nested_transaction() is savepoint
@@ -239,31 +269,78 @@ class _SavepointLedger:
             current = self.connection.get_nested_transaction()
             if current is None or current not in self._waiting:
                 break
-            self._waiting.remove(current)
-            current.commit()
+            self._release(current)
+
+
+class _ViewTransaction:
+    """The transaction of a :class:`RoutedConnection`: a savepoint whose commit and
+    rollback go through the ledger, whoever calls them (the view, or a Session)."""
+
+    def __init__(self, view: RoutedConnection, savepoint: NestedTransaction) -> None:
+        self.connection = view
+        self._savepoint = savepoint
+        self._ended = False
+
+    @property
+    def is_active(self) -> bool:
+        return not self._ended and self._savepoint.is_active
+
+    @property
+    def is_valid(self) -> bool:
+        return self.is_active
+
+    def commit(self) -> None:
+        if not self._ended:
+            self.connection._ledger.commit(self._savepoint)
+            self._ended = True
+        self.connection._transaction_ended(self)
+
+    def rollback(self) -> None:
+        if not self._ended:
+            self.connection._ledger.rollback(self._savepoint)  # may refuse: stays open
+            self._ended = True
+        self.connection._transaction_ended(self)
+
+    def close(self) -> None:
+        self.rollback()
+
+    def __enter__(self) -> _ViewTransaction:
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None and self.is_active:
+            self.commit()
+        elif self.is_active:
+            self.rollback()
 
 
 class RoutedConnection:
     """What a routed engine's ``connect()`` returns during a test.
 
-    It behaves like a fresh ``Connection`` of that engine, but runs on the test's
-    connection: its transaction (begun explicitly or by autobegin) is a SAVEPOINT, so
-    ``commit()`` releases it, ``rollback()`` returns to it, and ``close()`` rolls back what
-    is left uncommitted, as closing a real connection would. With
-    ``isolation_level="AUTOCOMMIT"`` each statement is kept at once. Nothing reaches past
-    the test's outer transaction.
+    It behaves like a fresh ``Connection`` of that engine (``isinstance`` says it is one),
+    but runs on the test's connection: its transaction (begun explicitly or by autobegin)
+    is a SAVEPOINT, so ``commit()`` releases it, ``rollback()`` returns to it, and
+    ``close()`` rolls back what is left uncommitted, as closing a real connection would.
+    With ``isolation_level="AUTOCOMMIT"`` each statement is kept at once. Nothing reaches
+    past the test's outer transaction.
     """
 
     def __init__(self, ledger: _SavepointLedger, engine: Engine) -> None:
         self._ledger = ledger
         self._connection = ledger.connection
         self._engine = engine
-        self._transaction: NestedTransaction | None = None
+        self._transaction: _ViewTransaction | None = None
         self._options: dict[str, Any] = {}
         self._closed = False
         self._invalidated = False
 
     # -- identity -------------------------------------------------------------------------
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # Code that checks isinstance(conn, Connection) (Session(bind=conn), pandas...)
+        # treats the view as the connection it stands for.
+        return Connection
 
     @property
     def engine(self) -> Engine:
@@ -287,34 +364,44 @@ class RoutedConnection:
         if self._closed:
             raise ResourceClosedError("This Connection is closed")
 
-    def connect(self) -> RoutedConnection:
-        """A further view (``Session(bind=connection)`` asks a bind for one)."""
-        self._check_open()
-        view = RoutedConnection(self._ledger, self._engine)
-        return view.execution_options(**self._options)
-
     # -- transactions ---------------------------------------------------------------------
 
     @property
     def _autocommit(self) -> bool:
         return self._options.get("isolation_level") == "AUTOCOMMIT"
 
+    def _transaction_ended(self, transaction: _ViewTransaction) -> None:
+        if self._transaction is transaction and not transaction.is_active:
+            self._transaction = None
+
     def in_transaction(self) -> bool:
         return self._transaction is not None and self._transaction.is_active
 
-    def get_transaction(self) -> NestedTransaction | None:
+    def get_transaction(self) -> _ViewTransaction | None:
         return self._transaction if self.in_transaction() else None
 
+    def _get_required_transaction(self) -> _ViewTransaction:
+        transaction = self.get_transaction()
+        if transaction is None:
+            raise InvalidRequestError("connection is not in a transaction")
+        return transaction
+
     def get_nested_transaction(self) -> NestedTransaction | None:
-        nested = self._connection.get_nested_transaction()
-        if not self.in_transaction() or nested is self._transaction:
+        if self._transaction is None or not self.in_transaction():
             return None
+        nested = self._connection.get_nested_transaction()
+        return None if nested is self._transaction._savepoint else nested
+
+    def _get_required_nested_transaction(self) -> NestedTransaction:
+        nested = self.get_nested_transaction()
+        if nested is None:
+            raise InvalidRequestError("connection is not in a nested transaction")
         return nested
 
     def in_nested_transaction(self) -> bool:
         return self.get_nested_transaction() is not None
 
-    def begin(self) -> NestedTransaction:
+    def begin(self) -> _ViewTransaction:
         self._check_open()
         if self.in_transaction():
             raise InvalidRequestError(
@@ -322,39 +409,38 @@ class RoutedConnection:
                 "Transaction() object via begin() or autobegin; can't call begin() "
                 "here unless rollback() or commit() is called first."
             )
-        self._transaction = self._ledger.begin()
+        self._transaction = _ViewTransaction(self, self._ledger.begin())
         return self._transaction
 
     def _autobegin(self) -> None:
         self._check_open()
         if not self.in_transaction():
-            self._transaction = self._ledger.begin()
+            self.begin()
 
     def begin_nested(self) -> NestedTransaction:
         self._autobegin()
         return self._connection.begin_nested()
 
     def commit(self) -> None:
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            self._ledger.commit(transaction)
+        if self._transaction is not None:
+            self._transaction.commit()
 
     def rollback(self) -> None:
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            self._ledger.rollback(transaction)
+        if self._transaction is not None:
+            self._transaction.rollback()
 
     def close(self) -> None:
         if not self._closed:
-            try:
-                self.rollback()
-            finally:
-                self._closed = True
+            self.rollback()
+            self._closed = True
 
     def invalidate(self, exception: BaseException | None = None) -> None:
         """End this view only; the test's connection carries on."""
-        self.close()
-        self._invalidated = True
+        try:
+            self.close()
+        finally:
+            self._closed = True
+            self._invalidated = True
 
     def detach(self) -> None:
         """Nothing to detach: the view owns no DBAPI connection."""

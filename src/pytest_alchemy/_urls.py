@@ -7,16 +7,11 @@ import re
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-#: Query parameters that carry secrets (drivers accept passwords there too).
-_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "sslpassword", "pwd"})
-
 
 def render_url(url: URL) -> str:
-    """The URL as text with the password hidden: safe for headers, messages and logs."""
-    secrets = {key: "***" for key in url.query if key.lower() in _SECRET_QUERY_KEYS}
-    if secrets:
-        url = url.update_query_dict(secrets)
-    return url.render_as_string(hide_password=True)
+    """The URL as text with the password hidden (in the credentials and in the query
+    string): safe for headers, messages and logs."""
+    return hide_password(url.render_as_string(hide_password=True))
 
 
 def parse_url(value: str | URL, source: str) -> URL:
