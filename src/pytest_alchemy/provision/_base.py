@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import String, create_engine, literal
+from sqlalchemy import String, create_engine, literal, text
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -206,6 +206,11 @@ class ServerProvisioner(Provisioner):
             with conn:
                 yield conn
             return
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        """The first value of a query on the administrative connection."""
+        with self.admin() as conn:
+            return conn.execute(text(sql), params).scalar()
 
     def close(self) -> None:
         if self._admin_engine is not None:

@@ -51,12 +51,8 @@ class MySQLProvisioner(ServerProvisioner):
             return  # refused, unknown host...: the driver's own error says it best
 
     def exists(self, name: str) -> bool:
-        with self.admin() as conn:
-            found = conn.execute(
-                text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"),
-                {"name": name},
-            ).scalar()
-        return found is not None
+        sql = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"
+        return self.scalar(sql, name=name) is not None
 
     def create(self, name: str) -> None:
         with self.admin() as conn:
@@ -101,31 +97,22 @@ class MySQLProvisioner(ServerProvisioner):
             )
 
     def sessions(self, name: str) -> int:
-        with self.admin() as conn:
-            count = conn.execute(
-                text(
-                    "SELECT count(*) FROM information_schema.processlist "
-                    "WHERE db = :name AND id <> CONNECTION_ID()"
-                ),
-                {"name": name},
-            ).scalar()
-        return int(count or 0)
+        sql = (
+            "SELECT count(*) FROM information_schema.processlist "
+            "WHERE db = :name AND id <> CONNECTION_ID()"
+        )
+        return int(self.scalar(sql, name=name) or 0)
 
     def read_marker(self, name: str) -> Marker | None:
-        with self.admin() as conn:
-            has_table = conn.execute(
-                text(
-                    "SELECT 1 FROM information_schema.tables "
-                    "WHERE table_schema = :name AND table_name = :table"
-                ),
-                {"name": name, "table": MARKER_TABLE},
-            ).scalar()
-            if has_table is None:
-                return None
-            value = conn.execute(
-                text(f"SELECT marker FROM {self._marker_table(name)} WHERE id = 1")
-            ).scalar()
-        return Marker.loads(value)
+        sql = (
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = :name AND table_name = :table"
+        )
+        if self.scalar(sql, name=name, table=MARKER_TABLE) is None:
+            return None
+        return Marker.loads(
+            self.scalar(f"SELECT marker FROM {self._marker_table(name)} WHERE id = 1")
+        )
 
     def write_marker(self, name: str, marker: Marker) -> None:
         with self.admin() as conn:

@@ -36,11 +36,8 @@ class PostgresProvisioner(ServerProvisioner):
         return {"connect_timeout": self.connect_timeout}
 
     def exists(self, name: str) -> bool:
-        with self.admin() as conn:
-            found = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-            ).scalar()
-        return found is not None
+        sql = "SELECT 1 FROM pg_database WHERE datname = :name"
+        return self.scalar(sql, name=name) is not None
 
     def create(self, name: str) -> None:
         with self.admin() as conn:
@@ -68,26 +65,15 @@ class PostgresProvisioner(ServerProvisioner):
             )
 
     def sessions(self, name: str) -> int:
-        with self.admin() as conn:
-            count = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            ).scalar()
-        return int(count or 0)
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = :name AND pid <> pg_backend_pid()"
+        )
+        return int(self.scalar(sql, name=name) or 0)
 
     def read_marker(self, name: str) -> Marker | None:
-        with self.admin() as conn:
-            comment = conn.execute(
-                text(
-                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                    "WHERE datname = :name"
-                ),
-                {"name": name},
-            ).scalar()
-        return Marker.loads(comment)
+        sql = "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :name"
+        return Marker.loads(self.scalar(sql, name=name))
 
     def write_marker(self, name: str, marker: Marker) -> None:
         with self.admin() as conn:
