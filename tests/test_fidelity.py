@@ -268,6 +268,77 @@ ROUTED = {
             assert emails(db_session) == ["before@x", "other@x", "session@x"]
     """,
     # 8. the test's own connection cannot be committed
+    # 9. a test session and application sessions interleaved, in the orders real flows use
+    "test_session_and_app_sessions": """
+        def test_db_session_commit_under_an_open_app_session(db_session):
+            db_session.add(User(email="a@x"))
+            db_session.flush()
+            assert models.ScopedSession.scalars(select(User.email)).all() == ["a@x"]
+            db_session.commit()  # the app's session (opened later) is still open
+            models.ScopedSession.remove()
+            assert emails(db_session) == ["a@x"]
+
+        def test_read_only_app_session_closed_after_a_later_commit(db_session):
+            models.ScopedSession.scalars(select(User.email)).all()  # reads, stays open
+            db_session.add(User(email="b@x"))
+            db_session.commit()
+            models.ScopedSession.remove()  # nothing of its own to undo: b@x stays
+            assert emails(db_session) == ["b@x"]
+
+        def test_app_session_closed_without_commit_after_db_session_commit(db_session):
+            session = models.SessionLocal()
+            session.scalar(select(User.email))
+            db_session.add(User(email="c@x"))
+            db_session.commit()
+            session.close()
+            assert emails(db_session) == ["c@x"]
+    """,
+    # 10. a connection's own savepoints end with it; the application's exception survives
+    "own_savepoints": """
+        def test_rollback_with_own_savepoint_open(db_session):
+            conn = models.engine.connect()
+            add(conn, "a@x")
+            conn.begin_nested()
+            add(conn, "b@x")
+            conn.rollback()
+            conn.close()
+            assert emails(db_session) == []
+
+        def test_commit_with_own_savepoint_open(db_session):
+            with models.engine.connect() as conn:
+                add(conn, "a@x")
+                conn.begin_nested()
+                add(conn, "b@x")
+                conn.commit()
+            assert emails(db_session) == ["a@x", "b@x"]
+
+        def test_application_exception_is_not_replaced(db_session):
+            with pytest.raises(ValueError, match="app error"):
+                with models.engine.begin() as conn:
+                    add(conn, "a@x")
+                    conn.begin_nested()
+                    add(conn, "b@x")
+                    raise ValueError("app error")
+            assert emails(db_session) == []
+    """,
+    # 11. the driver connection of an application connection commits only that connection
+    "driver_connection": """
+        def test_driver_level_commit(db_session):
+            with models.engine.connect() as conn:
+                add(conn, "a@x")
+                conn.connection.commit()
+            assert emails(db_session) == ["a@x"]
+    """,
+    # 12. an engine derived before the test with execution_options() is stopped
+    "engine_derived_before_the_test": """
+        TAGGED = models.engine.execution_options(logging_token="reports")
+
+        def test_derived_before_is_stopped(db_session):
+            with pytest.raises(InvalidRequestError, match="List that engine in alchemy_engines"):
+                with TAGGED.begin() as conn:
+                    add(conn, "leak@x")
+            assert emails(db_session) == []
+    """,
     "outer_commit_refused": """
         def test_db_connection_commit(db_connection, db_session):
             add(db_connection, "a@x")
@@ -275,10 +346,11 @@ ROUTED = {
                 db_connection.commit()
 
         def test_session_connection_commit(db_session):
+            # db_session sits on a view: its connection's commit ends a savepoint only.
             db_session.add(User(email="b@x"))
             db_session.flush()
-            with pytest.raises(InvalidRequestError, match="would commit the test transaction"):
-                db_session.connection().commit()
+            db_session.connection().commit()
+            assert emails(db_session) == ["b@x"]
     """,
 }
 

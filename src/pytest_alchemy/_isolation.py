@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import ExitStack
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, NestedTransaction
 from sqlalchemy.exc import InvalidRequestError, ResourceClosedError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.sql.elements import TextClause
 
 #: How the test's and the application's sessions join the test transaction: each session
 #: transaction is a SAVEPOINT, so commit and rollback behave as in production.
@@ -105,8 +106,14 @@ class IsolatedTransaction:
     # -- sessions -----------------------------------------------------------------------
 
     def session(self, class_: type[Session] = Session, **options: Any) -> Session:
-        """A session joined to the test transaction; closed when the test ends."""
-        session = class_(bind=self.connection, join_transaction_mode=JOIN_MODE, **options)
+        """A session joined to the test transaction; closed when the test ends.
+
+        It sits on a view of the test's connection, so that its savepoints and those of
+        the application's connections are ended in an order the database accepts."""
+        assert self._ledger is not None
+        view = RoutedConnection(self._ledger, self.connection.engine)
+        bind = cast(Connection, view)  # it passes for one (isinstance says so)
+        session = class_(bind=bind, join_transaction_mode=JOIN_MODE, **options)
         self._stack.callback(session.close)
         return session
 
@@ -122,6 +129,10 @@ class IsolatedTransaction:
             raise InvalidRequestError(f"{engine!r} is already routed into a test transaction")
         self._routed.append(engine)
         self._stack.callback(self._routed.remove, engine)
+        # Engines derived with execution_options() before the test share the engine's
+        # events but not the routing: stop them before they write past the test.
+        event.listen(engine, "engine_connect", _refuse_unrouted)
+        self._stack.callback(event.remove, engine, "engine_connect", _refuse_unrouted)
         self._patch(engine, "connect", partial(self._view, engine, {}))
         self._patch(engine, "execution_options", partial(self._option_engine, engine))
 
@@ -178,10 +189,35 @@ def _autocommits(connection: Connection) -> bool:
     return not getattr(dbapi_connection, "in_transaction", False)
 
 
+_READING = ("select", "show", "explain", "pragma", "describe", "values")
+
+
+def _may_write(statement: Any) -> bool:
+    """Whether a statement may change data (anything but a plain read, to be safe)."""
+    if isinstance(statement, str):
+        sql = statement
+    elif isinstance(statement, TextClause):
+        sql = statement.text
+    else:
+        return bool(getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False))
+    return not sql.lstrip().lower().startswith(_READING)
+
+
+def _refuse_unrouted(connection: Connection) -> None:
+    connection.close()
+    raise InvalidRequestError(
+        f"pytest-alchemy: {connection.engine!r} opened a real connection during a test, "
+        "outside the test transaction (an engine made with engine.execution_options() "
+        "before the test starts is not routed); its writes would stay behind, so it was "
+        "stopped. List that engine in alchemy_engines as well, or derive it inside the code "
+        "under test."
+    )
+
+
 def _refuse_outer_commit(connection: Connection) -> None:
     raise InvalidRequestError(
-        "pytest-alchemy: commit() on the test's connection (db_connection, or "
-        "db_session.connection()) would commit the test transaction and leave its data "
+        "pytest-alchemy: commit() on the test's connection (db_connection) would commit "
+        "the test transaction and leave its data "
         "behind, so it was refused. Use db_session.commit() (a savepoint), "
         "db_connection.begin_nested(), or a connection from an application engine listed "
         "in alchemy_engines, whose commit() releases a savepoint."
@@ -225,9 +261,14 @@ class _SavepointLedger:
         elif savepoint not in self._waiting:
             self._waiting.append(savepoint)
 
-    def rollback(self, savepoint: NestedTransaction) -> None:
+    def rollback(self, savepoint: NestedTransaction, *, wrote: bool = True) -> None:
         if not savepoint.is_active:
             self._forget(savepoint)
+            return
+        if not wrote:
+            # Nothing of its own to undo: ending it as a commit is the same, and that can
+            # wait for later savepoints without undoing what they committed.
+            self.commit(savepoint)
             return
         if not self._innermost(savepoint):
             raise InvalidRequestError(
@@ -280,6 +321,7 @@ class _ViewTransaction:
         self.connection = view
         self._savepoint = savepoint
         self._ended = False
+        self.wrote = False  # whether a statement that may change data ran in it
 
     @property
     def is_active(self) -> bool:
@@ -291,13 +333,16 @@ class _ViewTransaction:
 
     def commit(self) -> None:
         if not self._ended:
+            self.connection._end_own_nested(commit=True)
             self.connection._ledger.commit(self._savepoint)
             self._ended = True
         self.connection._transaction_ended(self)
 
     def rollback(self) -> None:
         if not self._ended:
-            self.connection._ledger.rollback(self._savepoint)  # may refuse: stays open
+            self.connection._end_own_nested(commit=False)
+            # May refuse (then the transaction stays open).
+            self.connection._ledger.rollback(self._savepoint, wrote=self.wrote)
             self._ended = True
         self.connection._transaction_ended(self)
 
@@ -312,6 +357,34 @@ class _ViewTransaction:
             self.commit()
         elif self.is_active:
             self.rollback()
+
+
+class _DBAPIView:
+    """What ``view.connection`` gives: the driver connection, except that commit and
+    rollback end the view's savepoint rather than the test transaction."""
+
+    def __init__(self, view: RoutedConnection) -> None:
+        self._view = view
+
+    def commit(self) -> None:
+        self._view.commit()
+
+    def rollback(self) -> None:
+        self._view.rollback()
+
+    def close(self) -> None:
+        """The view's connection is closed with the view."""
+
+    @property
+    def dbapi_connection(self) -> _DBAPIView:
+        return self
+
+    @property
+    def driver_connection(self) -> _DBAPIView:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view._connection.connection.dbapi_connection, name)
 
 
 class RoutedConnection:
@@ -330,6 +403,7 @@ class RoutedConnection:
         self._connection = ledger.connection
         self._engine = engine
         self._transaction: _ViewTransaction | None = None
+        self._nested: list[NestedTransaction] = []
         self._options: dict[str, Any] = {}
         self._closed = False
         self._invalidated = False
@@ -419,7 +493,29 @@ class RoutedConnection:
 
     def begin_nested(self) -> NestedTransaction:
         self._autobegin()
-        return self._connection.begin_nested()
+        nested = self._connection.begin_nested()
+        self._nested.append(nested)
+        return nested
+
+    def _end_own_nested(self, *, commit: bool) -> None:
+        """Before the view's transaction ends, end the savepoints it opened inside it,
+        innermost first, as a real connection's commit or rollback would."""
+        while self._nested:
+            nested = self._nested[-1]
+            if nested.is_active and self._connection.get_nested_transaction() is nested:
+                if commit:
+                    nested.commit()
+                else:
+                    nested.rollback()
+            elif nested.is_active:
+                break  # something opened after it is still open: leave it to the ledger
+            self._nested.pop()
+
+    @property
+    def connection(self) -> _DBAPIView:
+        """The driver-level connection, whose commit and rollback are this view's."""
+        self._autobegin()
+        return _DBAPIView(self)
 
     def commit(self) -> None:
         if self._transaction is not None:
@@ -471,18 +567,24 @@ class RoutedConnection:
         options = {**self._options, **(execution_options or {})}
         options.pop("isolation_level", None)  # the test transaction's own level applies
         run = getattr(self._connection, method)
-        if self._autocommit and not self.in_transaction():
-            # Each statement is kept at once, as with a real AUTOCOMMIT connection.
-            self._autobegin()
-            try:
-                result = run(statement, parameters, execution_options=options)
-            except BaseException:
-                self.rollback()
-                raise
-            self.commit()
-            return result
+        autocommit = self._autocommit and not self.in_transaction()
         self._autobegin()
-        return run(statement, parameters, execution_options=options)
+        transaction = self._transaction
+        assert transaction is not None
+        if _may_write(statement):
+            transaction.wrote = True
+        try:
+            result = run(statement, parameters, execution_options=options)
+        except BaseException:
+            # A failed statement needs a real rollback (PostgreSQL aborts the savepoint).
+            transaction.wrote = True
+            if autocommit:
+                self.rollback()
+            raise
+        if autocommit:
+            # Each statement is kept at once, as with a real AUTOCOMMIT connection.
+            self.commit()
+        return result
 
     def execute(
         self,
