@@ -15,6 +15,10 @@ from .._errors import AlchemyError
 from .._urls import render_url
 from ._base import MARKER_TABLE, Marker, ServerProvisioner
 
+#: The connections on a database other than the asking one: counted before a rebuild,
+#: ended before a drop.
+_OTHER_SESSIONS = "FROM information_schema.processlist WHERE db = :name AND id <> CONNECTION_ID()"
+
 
 class MySQLProvisioner(ServerProvisioner):
     backends = ("mysql", "mariadb")
@@ -82,13 +86,7 @@ class MySQLProvisioner(ServerProvisioner):
         with self.admin() as conn:
             # A leftover connection holding a metadata lock would make DROP DATABASE wait
             # for lock_wait_timeout (a year by default): end those on this database only.
-            leftover = conn.execute(
-                text(
-                    "SELECT id FROM information_schema.processlist "
-                    "WHERE db = :name AND id <> CONNECTION_ID()"
-                ),
-                {"name": name},
-            ).scalars()
+            leftover = conn.execute(text(f"SELECT id {_OTHER_SESSIONS}"), {"name": name}).scalars()
             for thread_id in leftover:
                 with contextlib.suppress(DBAPIError):  # it may have ended meanwhile
                     conn.exec_driver_sql(f"KILL {int(thread_id)}")
@@ -97,11 +95,7 @@ class MySQLProvisioner(ServerProvisioner):
             )
 
     def sessions(self, name: str) -> int:
-        sql = (
-            "SELECT count(*) FROM information_schema.processlist "
-            "WHERE db = :name AND id <> CONNECTION_ID()"
-        )
-        return int(self.scalar(sql, name=name) or 0)
+        return int(self.scalar(f"SELECT count(*) {_OTHER_SESSIONS}", name=name) or 0)
 
     def read_marker(self, name: str) -> Marker | None:
         sql = (

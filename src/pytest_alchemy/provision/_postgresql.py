@@ -13,6 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from .._errors import AlchemyError, first_line
 from ._base import Marker, ServerProvisioner
 
+#: The sessions on a database other than the asking one: counted before a rebuild, ended
+#: before a drop.
+_OTHER_SESSIONS = "FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+
 
 class PostgresProvisioner(ServerProvisioner):
     backends = ("postgresql",)
@@ -48,11 +52,7 @@ class PostgresProvisioner(ServerProvisioner):
         with self.admin() as conn:
             try:
                 conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
+                    text(f"SELECT pg_terminate_backend(pid) {_OTHER_SESSIONS}"), {"name": name}
                 )
             except DBAPIError as exc:
                 raise AlchemyError(
@@ -65,11 +65,7 @@ class PostgresProvisioner(ServerProvisioner):
             )
 
     def sessions(self, name: str) -> int:
-        sql = (
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = :name AND pid <> pg_backend_pid()"
-        )
-        return int(self.scalar(sql, name=name) or 0)
+        return int(self.scalar(f"SELECT count(*) {_OTHER_SESSIONS}", name=name) or 0)
 
     def read_marker(self, name: str) -> Marker | None:
         sql = "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :name"
