@@ -104,6 +104,15 @@ class Backend:
         finally:
             engine.dispose()
 
+    def execute(self, rootdir: Path, sql: str, name: str | None = None) -> None:
+        """Run and commit ``sql`` on a test database that a run left behind."""
+        engine = create_engine(self.test_db_url(rootdir, name), poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(sql))
+        finally:
+            engine.dispose()
+
     def create_foreign(self, rootdir: Path, name: str) -> None:
         """Create a database the plugin did not create (no marker), with one table."""
         if self.server_url is None:
@@ -230,6 +239,10 @@ class Project:
 
     def query(self, sql: str, name: str | None = None) -> list[tuple[Any, ...]]:
         return self.backend.query(self.path, sql, name)
+
+    def execute(self, sql: str, name: str | None = None) -> None:
+        """Write to a kept test database between runs (as another tool would)."""
+        self.backend.execute(self.path, sql, name)
 
 
 def output(result: pytest.RunResult) -> str:

@@ -170,7 +170,7 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
     items_project(project)
     name = project.test_db_name()
 
-    # Run 1 keeps the database, with a row committed outside any test transaction.
+    # Run 1 keeps the database; what its test wrote is undone.
     project.replace_tests(
         "test_run1.py",
         """
@@ -184,7 +184,9 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
     )
     project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
     assert project.databases() == {name}
-    assert project.query("SELECT id, name FROM items") == [(1, "kept")]
+    assert project.query("SELECT id, name FROM items") == []
+    # A row written outside any run tells whether the next run reuses the database.
+    project.execute("INSERT INTO items (id, name) VALUES (1, 'kept')")
 
     # Run 2 reuses it: the row is still there.
     project.replace_tests(
@@ -222,7 +224,8 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
     )
     project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
     assert project.databases() == {name}
-    assert project.query("SELECT id, name, colour FROM items") == [(2, "again", "red")]
+    assert project.query("SELECT id, name, colour FROM items") == []
+    project.execute("INSERT INTO items (id, name, colour) VALUES (2, 'again', 'red')")
 
     # --alchemy-create-db rebuilds even with --alchemy-reuse-db and an unchanged schema.
     project.replace_tests(
@@ -240,7 +243,8 @@ def test_reuse_keeps_reuses_and_rebuilds_on_schema_change(project: Project) -> N
     )
     project.run("--alchemy-reuse-db", "--alchemy-create-db").assert_outcomes(passed=1)
     assert project.databases() == {name}
-    assert project.query("SELECT id FROM items") == [(3,)]
+    assert project.query("SELECT id FROM items") == []
+    project.execute("INSERT INTO items (id, name) VALUES (3, 'third')")
 
     # --alchemy-create-db alone rebuilds the kept database, then drops it.
     project.replace_tests(
@@ -271,7 +275,8 @@ def test_plain_run_rebuilds_and_drops_a_kept_database(project: Project) -> None:
         """,
     )
     project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
-    assert project.query("SELECT id FROM items") == [(1,)]
+    assert project.query("SELECT id FROM items") == []
+    project.execute("INSERT INTO items (id, name) VALUES (1, 'kept')")
 
     project.replace_tests(
         "test_plain_run.py",

@@ -10,8 +10,8 @@ The core below it works without pytest:
 """
 
 from ._database import TestDatabase
-from ._errors import AlchemyError
+from ._errors import AlchemyError, IsolationError
 from ._isolation import IsolatedTransaction
 
-__all__ = ["AlchemyError", "IsolatedTransaction", "TestDatabase"]
+__all__ = ["AlchemyError", "IsolatedTransaction", "IsolationError", "TestDatabase"]
 __version__ = "0.1.0"

@@ -50,6 +50,7 @@ class TestDatabase:
         self.engine_options = engine_options or {}
         self.reused = False
         self._engine: Engine | None = None
+        self._ready = False
         self._touched = False
         self._failure: AlchemyError | None = None
         self._lock = threading.RLock()
@@ -63,24 +64,46 @@ class TestDatabase:
 
     # -- life ---------------------------------------------------------------------------
 
+    @property
+    def engine(self) -> Engine:
+        """The engine on the test database (made on first access; it connects nowhere
+        until used, and the database is not created until :meth:`setup`)."""
+        with self._lock:
+            if self._engine is None:
+                options = {**self.provisioner.engine_options(), **self.engine_options}
+                self._engine = create_engine(self.url, **options)
+            return self._engine
+
     def setup(self) -> Engine:
         """The engine on the ready test database, creating and building it on first use."""
         with self._lock:
             if self._failure is not None:
                 raise self._failure
-            if self._engine is None:
+            if not self._ready:
                 try:
-                    self._engine = self._provision()
+                    self._provision()
                 except AlchemyError as exc:
                     self._failure = exc  # every later use fails the same way, at once
                     raise
-            return self._engine
+                self._ready = True
+            return self.engine
 
     @property
     def is_set_up(self) -> bool:
-        return self._engine is not None
+        return self._ready
 
-    def _provision(self) -> Engine:
+    def mark_dirty(self) -> None:
+        """Record on the database that its content can no longer be trusted (something
+        was committed to it for real), so that no later run reuses it, and rebuild it
+        before its next use in this run."""
+        with self._lock:
+            self._ready = False
+            self.recreate = True
+            if self.provisioner.exists(self.name):
+                self._check_ours("mark")
+                self.provisioner.write_marker(self.name, Marker(None))
+
+    def _provision(self) -> None:
         provisioner = self.provisioner
         if self.name == self.provisioner.base_name():
             raise AlchemyError(  # pragma: no cover - test names always carry the prefix
@@ -92,7 +115,8 @@ class TestDatabase:
             if self.reuse and not self.recreate and marker.fingerprint == fingerprint:
                 self.reused = True
                 self._touched = True
-                return self._connect()
+                self._connect().dispose()
+                return
             busy = provisioner.sessions(self.name)
             if busy:
                 raise AlchemyError(
@@ -108,14 +132,13 @@ class TestDatabase:
         engine = self._connect()
         try:
             self.schema.build(engine, provisioner, self.url)
-        except BaseException:
-            engine.dispose()
-            raise
-        engine.dispose()  # connections made while building may carry migration state
+        finally:
+            engine.dispose()  # connections made while building may carry migration state
         provisioner.write_marker(self.name, Marker(fingerprint))
-        return engine
+        self.recreate = False
 
     def _connect(self) -> Engine:
+        """A separate engine for building (never routed), connection checked."""
         options = {**self.provisioner.engine_options(), **self.engine_options}
         engine = create_engine(self.url, **options)
         self.provisioner.configure_engine(engine)
@@ -142,6 +165,7 @@ class TestDatabase:
         """Close every connection and drop the database unless it is to be kept."""
         with self._lock:
             engine, self._engine = self._engine, None
+            self._ready = False
             try:
                 if engine is not None:
                     engine.dispose()

@@ -68,3 +68,15 @@ def connect_error(exc: BaseException, url: URL, source: str) -> AlchemyError:
         f"pytest-alchemy: cannot connect to {shown} ({source}): {reason}\n"
         f"Fix: check the server and the URL in {source}."
     )
+
+
+class IsolationError(AlchemyError):
+    """Something escaped, or would escape, the test's transaction.
+
+    Raised (or reported as a failure of the test that caused it) where one shared database
+    connection cannot do what production would: a write that would outlive its scope, a
+    rollback that would undo another connection's commit, a statement that ends the
+    transaction by itself (MariaDB/MySQL implicit commits), a connection used after the
+    test that checked it out ended, or a connection to the test database that the plugin
+    does not route. The message names the objects involved and the fix.
+    """

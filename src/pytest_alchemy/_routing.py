@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect, Engine
 
 from ._errors import SettingError
+from .isolation import VirtualConnection
 from .provision import provisioner_class
 
 #: Set in a connection record's info by the redirect, checked when the connection opens.
@@ -30,11 +31,11 @@ class EngineRedirect:
         self,
         test_url: URL,
         ensure_database: Callable[[], object],
-        configure: Callable[[Engine], Callable[[], None]],
+        shared_args: dict[str, Any] | None = None,
     ) -> None:
         self.test_url = test_url
         self._ensure = ensure_database
-        self._configure = configure
+        self._shared_args = shared_args or {}
         self._stack = ExitStack()
         self.engines: list[Engine] = []
 
@@ -65,13 +66,16 @@ class EngineRedirect:
                 if key not in test_params:
                     cparams.pop(key, None)
             cparams.update(test_params)
+            cparams.update(self._shared_args)
             cargs[: len(app_args)] = test_args
             conn_rec.info[_REDIRECTED] = True
 
         def check_redirected(dbapi_connection: Any, conn_rec: Any) -> None:
             # An engine made with creator= connects without do_connect: it would reach
             # its own database. Stop before anything runs on that connection.
-            if not conn_rec.info.get(_REDIRECTED):
+            if not conn_rec.info.get(_REDIRECTED) and not isinstance(
+                dbapi_connection, VirtualConnection
+            ):
                 dbapi_connection.close()
                 raise SettingError(
                     f"pytest-alchemy: {setting} connects through its own creator function, "
@@ -81,7 +85,6 @@ class EngineRedirect:
                 )
 
         engine.dispose()
-        unconfigure = self._configure(engine)
         event.listen(engine, "do_connect", to_test_database)
         event.listen(engine, "first_connect", check_redirected, insert=True)
         event.listen(engine, "connect", check_redirected, insert=True)
@@ -93,7 +96,6 @@ class EngineRedirect:
             event.remove(engine, "connect", check_redirected)
             event.remove(engine, "first_connect", check_redirected)
             event.remove(engine, "do_connect", to_test_database)
-            unconfigure()
             engine.url = original_url
             engine.dispose()
 

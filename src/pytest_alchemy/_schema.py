@@ -222,7 +222,7 @@ def only_connections_to(test_url: URL, provisioner: Provisioner) -> Iterator[Non
     """While inside, refuse every new DBAPI connection not aimed at ``test_url``."""
 
     def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
-        if not _aimed_at(dialect, cargs, cparams, test_url):
+        if not aimed_at(dialect, cargs, cparams, test_url):
             raise ForeignConnectionRefused(provisioner.describe_connect_args(cargs, cparams))
 
     event.listen(Engine, "do_connect", guard)
@@ -232,7 +232,7 @@ def only_connections_to(test_url: URL, provisioner: Provisioner) -> Iterator[Non
         event.remove(Engine, "do_connect", guard)
 
 
-def _aimed_at(dialect: Dialect, cargs: Sequence[Any], cparams: Mapping[str, Any], url: URL) -> bool:
+def aimed_at(dialect: Dialect, cargs: Sequence[Any], cparams: Mapping[str, Any], url: URL) -> bool:
     if url.get_backend_name() != dialect.name and not {
         url.get_backend_name(),
         dialect.name,

@@ -39,6 +39,8 @@ class Settings:
     url_env: str | None = None
     reuse_db: bool = False
     create_db: bool = False
+    #: Seconds a statement waits for a lock (and a thread for its turn) before failing.
+    lock_timeout: float = 10.0
     sqlite_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
@@ -76,10 +78,24 @@ def resolve_settings(
         engines=_lines(ini("alchemy_engines")),
         sessionmakers=_lines(ini("alchemy_sessionmakers")),
         url_env=url_env,
+        lock_timeout=_seconds(ini("alchemy_lock_timeout"), "alchemy_lock_timeout"),
         reuse_db=bool(option("alchemy_reuse_db")),
         create_db=bool(option("alchemy_create_db")),
         sqlite_dir=sqlite_dir(rootpath, environ),
     )
+
+
+def _seconds(value: Any, setting: str) -> float:
+    try:
+        seconds = float(str(value).strip() or "10")
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise SettingError(
+            f"pytest-alchemy: {setting} = {value!r} is not a number of seconds.\n"
+            f"Fix: set {setting} to a positive number of seconds, e.g. 10."
+        )
+    return seconds
 
 
 def _lines(value: Any) -> tuple[str, ...]:

@@ -109,9 +109,15 @@ class Provisioner(abc.ABC):
         """Driver arguments that bound how long a connection attempt may take."""
         return {}
 
+    def shared_connect_args(self) -> dict[str, Any]:
+        """Driver arguments the connection shared by a test's engines needs (it may be
+        used from several threads, one at a time)."""
+        return {}
+
     def engine_options(self) -> dict[str, Any]:
         """Keyword arguments for ``create_engine`` on a test database."""
-        args = {k: v for k, v in self.connect_args().items() if k not in self.base_url.query}
+        wanted = {**self.connect_args(), **self.shared_connect_args()}
+        args = {k: v for k, v in wanted.items() if k not in self.base_url.query}
         return {"connect_args": args} if args else {}
 
     def configure_engine(self, engine: Engine) -> Callable[[], None]:

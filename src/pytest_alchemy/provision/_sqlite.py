@@ -34,6 +34,10 @@ class SQLiteProvisioner(Provisioner):
     def _path(self, name: str) -> Path:
         return self.sqlite_dir / f"{name}.db"
 
+    def shared_connect_args(self) -> dict[str, Any]:
+        # Threads of the test (a WSGI server, a thread pool) take turns on it.
+        return {"check_same_thread": False}
+
     def configure_engine(self, engine: Engine) -> Callable[[], None]:
         if engine.dialect.driver != "pysqlite":
             return super().configure_engine(engine)

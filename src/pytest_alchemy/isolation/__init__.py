@@ -1,0 +1,12 @@
+"""Layered rollback isolation on one shared connection: the ledger of savepoints and
+scopes, the virtual driver connections that routed engines hand out, and the router.
+
+Usable without pytest: :class:`~pytest_alchemy.IsolatedTransaction` is built from these.
+"""
+
+from ._drivers import Driver, driver_for
+from ._ledger import Context, Ledger, Scope
+from ._router import Router
+from ._virtual import VirtualConnection
+
+__all__ = ["Context", "Driver", "Ledger", "Router", "Scope", "VirtualConnection", "driver_for"]

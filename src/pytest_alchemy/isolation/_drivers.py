@@ -1,0 +1,112 @@
+"""Per-backend facts the shared connection relies on, in a registry keyed by backend name:
+how to put the driver connection in the run's transaction, how to tell that the
+database ended that transaction, and which statements would end it by themselves."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Final
+
+
+class Driver:
+    """What every backend shares: the driver connection is switched to autocommit through
+    SQLAlchemy's own dialect (so that it sends nothing of its own) and the plugin begins
+    the transaction itself, in SQL."""
+
+    backends: ClassVar[tuple[str, ...]] = ()
+    begin_sql: ClassVar[str] = "BEGIN"
+
+    def __init__(self, dialect: Any) -> None:
+        self.dialect = dialect
+
+    def prepare(self, pooled: Any, dbapi: Any, lock_timeout: float) -> None:
+        """Make the freshly connected driver connection ready to be shared."""
+        self.dialect.set_isolation_level(dbapi, "AUTOCOMMIT")
+
+    def in_transaction(self, dbapi: Any) -> bool | None:
+        """Whether the driver connection is inside a transaction (``None``: unknown)."""
+        return None
+
+    def implicit_commit(self, word: str, sql: str) -> bool:
+        """Whether the statement would commit by itself, ending the test transaction."""
+        return False
+
+    @staticmethod
+    def run(dbapi: Any, sql: str) -> None:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+
+class PostgresDriver(Driver):
+    backends = ("postgresql",)
+
+    def prepare(self, pooled: Any, dbapi: Any, lock_timeout: float) -> None:
+        super().prepare(pooled, dbapi, lock_timeout)
+        # PostgreSQL waits for a lock forever by default.
+        self.run(dbapi, f"SET lock_timeout = {int(lock_timeout * 1000)}")
+
+    def in_transaction(self, dbapi: Any) -> bool | None:
+        info = getattr(dbapi, "info", None)
+        status = getattr(info, "transaction_status", None)
+        return None if status is None else int(status) != 0  # 0: IDLE (psycopg, psycopg2)
+
+
+#: Statements that commit implicitly on MariaDB / MySQL (their documentation's list),
+#: except ``CREATE`` / ``DROP TEMPORARY TABLE``.
+_MYSQL_IMPLICIT: Final = frozenset(
+    (
+        "alter", "create", "drop", "rename", "truncate", "lock", "unlock", "grant", "revoke",
+        "analyze", "optimize", "repair", "check", "flush", "reset", "cache", "load",
+        "install", "uninstall",
+    )
+)  # fmt: skip
+_TEMPORARY: Final = re.compile(r"\s*(create|drop)\s+temporary\s", re.IGNORECASE)
+_AUTOCOMMIT_ON: Final = re.compile(r"autocommit\s*(=|:=)\s*(1|on|true)\b", re.IGNORECASE)
+
+
+class MySQLDriver(Driver):
+    backends = ("mysql", "mariadb")
+    begin_sql = "START TRANSACTION"
+
+    def prepare(self, pooled: Any, dbapi: Any, lock_timeout: float) -> None:
+        super().prepare(pooled, dbapi, lock_timeout)
+        seconds = max(1, round(lock_timeout))
+        self.run(
+            dbapi,
+            f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}",
+        )
+
+    def in_transaction(self, dbapi: Any) -> bool | None:
+        status = getattr(dbapi, "server_status", None)  # PyMySQL: from the last OK packet
+        return None if not isinstance(status, int) else bool(status & 1)  # IN_TRANS
+
+    def implicit_commit(self, word: str, sql: str) -> bool:
+        if word == "set":
+            return _AUTOCOMMIT_ON.search(sql) is not None
+        return word in _MYSQL_IMPLICIT and not _TEMPORARY.match(sql)
+
+
+class SQLiteDriver(Driver):
+    backends = ("sqlite",)
+
+    def prepare(self, pooled: Any, dbapi: Any, lock_timeout: float) -> None:
+        super().prepare(pooled, dbapi, lock_timeout)
+        # Behave like the server databases: foreign keys are enforced.
+        self.run(dbapi, "PRAGMA foreign_keys = ON")
+        self.run(dbapi, f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+
+    def in_transaction(self, dbapi: Any) -> bool | None:
+        return bool(dbapi.in_transaction)
+
+
+_REGISTRY: dict[str, type[Driver]] = {
+    backend: cls for cls in (PostgresDriver, MySQLDriver, SQLiteDriver) for backend in cls.backends
+}
+
+
+def driver_for(dialect: Any) -> Driver:
+    """The :class:`Driver` for a dialect (the base one for backends not listed)."""
+    return _REGISTRY.get(dialect.name, Driver)(dialect)

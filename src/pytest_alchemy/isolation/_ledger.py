@@ -1,0 +1,561 @@
+"""The shared connection and its ledger of savepoints.
+
+One real database connection, with one outer transaction that is never committed, serves
+every routed engine. On it, each *scope* (a pytest session, package, module, class or
+test: anything with a parent chain) gets a savepoint of its own, its *layer*, opened on
+the first statement run inside it and rolled back when it ends; each transaction of a
+routed connection is a savepoint above the layer it began in.
+
+Production connections are independent; here each savepoint is nested in those opened
+before it. The ledger ends them in an order the database accepts: a commit waits while a
+later transaction is still open, and a rollback is real whenever it undoes nothing but
+its own transaction's work. Where it would undo another transaction's work (a later
+commit, or statements of another connection run while it was the innermost), it is
+allowed as a release only when its own statements only read; otherwise it is refused
+with :class:`IsolationError`. Nothing is ever committed for real.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import IsolationError
+from ._drivers import Driver
+
+
+class Scope:
+    """Where statements run: a pytest node (or any unit of work) with its parents.
+
+    ``parent`` is ``None`` for the root (the pytest session). A scope is ``alive`` until
+    :meth:`Ledger.end_scope`; a scope whose rows were lost to a breach carries the reason
+    in ``lost``.
+    """
+
+    def __init__(self, label: str, parent: Scope | None = None) -> None:
+        self.label = label
+        self.parent = parent
+        self.alive = True
+        self.lost: str | None = None
+        self.chain: tuple[Scope, ...] = (*parent.chain, self) if parent is not None else ()
+
+    def __repr__(self) -> str:
+        return f"<Scope {self.label}>"
+
+
+@dataclass(eq=False)
+class Entry:
+    """One savepoint on the shared connection."""
+
+    name: str
+    #: A :class:`Layer`, a transaction of a routed connection, or ``None`` (a spare
+    #: layer savepoint, kept after its rollback for the next scope at this depth).
+    owner: Any
+    #: Owners whose statements that may write ran in this savepoint's region (merged in
+    #: from savepoints released above it).
+    writers: set[Any] = field(default_factory=set)
+    #: Released by its owner; released for real once nothing open sits above it.
+    waiting: bool = False
+    #: A rollback of its owner's was refused (the driver believes it done): carried out
+    #: as soon as it undoes nothing but its owner's work.
+    rollback_pending: bool = False
+
+
+@dataclass(eq=False)
+class Layer:
+    scope: Scope
+    entry: Entry
+    #: What opened it, for messages: "module-scoped fixture 'rows'".
+    opener: str
+
+    @property
+    def label(self) -> str:
+        return self.opener
+
+
+@dataclass(frozen=True)
+class Context:
+    """The innermost scope statements run in now, and who runs them (for messages)."""
+
+    scope: Scope
+    who: str
+    #: The outermost scope being torn down now, if any: what lies above its layer is
+    #: about to be undone.
+    ending: Scope | None = None
+
+
+#: Returned by :meth:`Ledger.rollback` when the rollback was carried out as a release.
+RELEASED = "released"
+#: Returned by :meth:`Ledger.rollback` when the rollback waits until it undoes nothing
+#: but its owner's work (the owner's transaction is over for its connection).
+PENDING = "pending"
+
+
+class Ledger:
+    """The shared connection, its savepoints and the scopes' layers.
+
+    ``connect`` returns the real (pooled) connection; it is called on first use and after
+    a breach. ``context`` tells the scope statements run in now. ``on_breach`` is told
+    when the database ended the outer transaction by itself.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        driver: Driver,
+        *,
+        root: Scope,
+        context: Callable[[], Context],
+        on_breach: Callable[[str], None] = lambda reason: None,
+        home_thread: threading.Thread | None = None,
+        lock_timeout: float = 10.0,
+    ) -> None:
+        self._connect = connect
+        self.driver = driver
+        self.root = root
+        self.context = context
+        self.on_breach = on_breach
+        self.home_thread = home_thread or threading.current_thread()
+        self.lock_timeout = lock_timeout
+        #: Serialises every use of the driver connection, from any thread.
+        self.mutex = threading.RLock()
+        self._gate = threading.Condition(threading.Lock())
+        self._gate_owner: threading.Thread | None = None
+        self._gate_depth = 0
+        self._pooled: Any = None
+        self._dbapi: Any = None
+        self.entries: list[Entry] = []
+        self.layers: list[Layer] = []
+        self._base_writers: set[Any] = set()
+        self._names = itertools.count(1)
+        self._ensured: tuple[Context, int] | None = None
+        self._generation = 0
+        #: Isolation problems found while an exception was already on its way out (so
+        #: as not to replace it); the pytest layer reports them after the test.
+        self.deferred: list[IsolationError] = []
+        #: Open transactions of routed connections (for ending them with their scope).
+        self.transactions: set[Any] = set()
+        #: Rollbacks refused on a close or a pool's reset, with their errors: reported
+        #: only if a statement runs while they still wait (otherwise nothing saw it).
+        self._unobserved: list[tuple[Entry, IsolationError]] = []
+
+    # -- the real connection -------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._dbapi is not None
+
+    def dbapi(self) -> Any:
+        """The driver connection, in the outer transaction (connected on first use)."""
+        if self._dbapi is None:
+            pooled = self._connect()
+            dbapi = pooled.dbapi_connection
+            try:
+                self.driver.prepare(pooled, dbapi, self.lock_timeout)
+                self._run(dbapi, self.driver.begin_sql)
+            except BaseException:
+                pooled.invalidate()
+                raise
+            self._pooled, self._dbapi = pooled, dbapi
+            self._generation += 1
+        return self._dbapi
+
+    def _run(self, dbapi: Any, sql: str) -> None:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+    def execute(self, sql: str) -> None:
+        """Run plugin SQL (savepoints) on the real connection."""
+        self._run(self.dbapi(), sql)
+        self.check_breach(sql)
+
+    def close(self) -> None:
+        """Roll the outer transaction back and give the connection back to its pool."""
+        with self.mutex:
+            pooled, self._pooled, self._dbapi = self._pooled, None, None
+            self._lose_all("the run's transaction ended")
+            if pooled is not None:
+                try:
+                    pooled.dbapi_connection.rollback()
+                finally:
+                    pooled.invalidate()  # never reused: its session state is the run's
+
+    # -- breaches ------------------------------------------------------------------------
+
+    def check_breach(self, sql: str) -> None:
+        """Raise :class:`IsolationError` if the outer transaction has ended (a statement
+        that commits by itself); everything open is lost and the connection replaced."""
+        dbapi = self._dbapi
+        if dbapi is None or self.driver.in_transaction(dbapi) is not False:
+            return
+        reason = (
+            f"the statement {_short(sql)!r} ended the test transaction by itself (the "
+            "database committed implicitly), so what the test and its fixtures wrote was "
+            "committed for real. pytest-alchemy rebuilds the test database before it is "
+            "used again."
+        )
+        context = self.context()
+        for layer in self.layers:
+            if layer.entry.writers and layer.scope is not context.scope:
+                layer.scope.lost = f"the rows of {layer.opener} were lost: {reason}"
+        if self._base_writers and context.scope is not self.root:
+            self.root.lost = f"the rows of session-scoped fixtures were lost: {reason}"
+        pooled, self._pooled, self._dbapi = self._pooled, None, None
+        self._lose_all(f"it was lost when {context.who} broke isolation: {reason}")
+        if pooled is not None:
+            pooled.invalidate()
+        self.on_breach(reason)
+        raise IsolationError(f"pytest-alchemy: in {context.who}, {reason}")
+
+    def _lose_all(self, reason: str) -> None:
+        for transaction in list(self.transactions):
+            transaction.lose(reason)
+        self.transactions.clear()
+        self.entries.clear()
+        self.layers.clear()
+        self._base_writers.clear()
+        self._unobserved.clear()
+        self._ensured = None
+
+    # -- scopes --------------------------------------------------------------------------
+
+    def ensure_context(self, writes: bool) -> None:
+        """Open the layers of the scopes statements run in now, before one runs.
+
+        A statement that may write while a narrower scope's layer is open but its own
+        scope's is not (a wider-scoped fixture set up late) is refused: its rows would be
+        undone with the narrower scope."""
+        if self._unobserved:
+            waiting = [(e, error) for e, error in self._unobserved if e.rollback_pending]
+            self._unobserved = []
+            self.deferred.extend(error for _, error in waiting)
+        context = self.context()
+        key = (context, self._generation)
+        if self._ensured == key:
+            return
+        for scope in (self.root, *context.scope.chain):
+            if scope.lost is not None:
+                raise IsolationError(f"pytest-alchemy: in {context.who}: {scope.lost}")
+        chain = context.scope.chain
+        depth = 0
+        for layer in self.layers:
+            if depth < len(chain) and layer.scope is chain[depth]:
+                depth += 1
+                continue
+            if writes:
+                raise IsolationError(
+                    f"pytest-alchemy: {context.who} writes to the database while "
+                    f"{layer.opener} (a narrower scope) is open, so its rows would be "
+                    f"undone when that scope ends, before {context.who} is done with "
+                    f"them.\nFix: request {_subject(context.who)} before {layer.opener} "
+                    "is set up (from an earlier test, an autouse fixture, or a fixture "
+                    "that the narrower one depends on), or give it the narrower scope."
+                )
+            return  # a read: harmless where it lands
+        for scope in chain[depth:]:
+            self._open_layer(scope, context.who)
+        self._ensured = key
+
+    def _open_layer(self, scope: Scope, who: str) -> None:
+        top = self.entries[-1] if self.entries else None
+        # A spare savepoint at this depth needs no statement.
+        entry = top if top is not None and top.owner is None else self._push(None)
+        layer = Layer(scope, entry, who)
+        entry.owner = layer
+        self.layers.append(layer)
+
+    def end_scope(self, scope: Scope) -> None:
+        """Roll back everything done in ``scope`` (its layer and all above it)."""
+        scope.alive = False
+        with self.mutex:
+            index = next((i for i, x in enumerate(self.layers) if x.scope is scope), None)
+            if index is None:
+                return
+            layer = self.layers[index]
+            entry = layer.entry
+            position = self.entries.index(entry)
+            self._ensured = None
+            for lost in self.entries[position + 1 :]:
+                self._lose_owner(lost.owner, f"it was rolled back when {layer.opener} ended")
+            del self.layers[index:]
+            del self.entries[position + 1 :]
+            entry.owner, entry.writers, entry.waiting = None, set(), False  # a spare now
+            if self._dbapi is not None:
+                self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
+            self._settle()
+
+    def _lose_owner(self, owner: Any, reason: str) -> None:
+        if owner is not None and not isinstance(owner, Layer) and owner in self.transactions:
+            self.transactions.discard(owner)
+            owner.lose(reason)
+
+    # -- savepoints ----------------------------------------------------------------------
+
+    def _push(self, owner: Any) -> Entry:
+        entry = Entry(f"pa_sp_{next(self._names)}", owner)
+        self.execute(f"SAVEPOINT {entry.name}")
+        self.entries.append(entry)
+        return entry
+
+    def begin(self, owner: Any) -> Entry:
+        """A savepoint for a transaction (or a savepoint) of a routed connection."""
+        if owner not in self.transactions:
+            self.transactions.add(owner)
+        return self._push(owner)
+
+    def is_top(self, entry: Entry) -> bool:
+        """Whether statements now land in ``entry``'s region (spares do not count)."""
+        for candidate in reversed(self.entries):
+            if candidate is entry:
+                return True
+            if candidate.owner is not None:
+                return False
+        return False
+
+    def record_write(self, writer: Any) -> None:
+        """A statement that may write ran (or is about to run) in the innermost region."""
+        for entry in reversed(self.entries):
+            if entry.owner is not None:
+                entry.writers.add(writer)
+                return
+        self._base_writers.add(writer)
+
+    @contextmanager
+    def statement_savepoint(self) -> Iterator[None]:
+        """Run one statement in a savepoint of its own, so that its failure undoes only
+        itself (PostgreSQL aborts the whole enclosing savepoint otherwise)."""
+        entry = self._push(None)
+        entry.owner = _STATEMENT
+        try:
+            yield
+        except BaseException:
+            if self.connected and entry in self.entries:
+                self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
+                self._pop_statement(entry)
+            raise
+        else:
+            if self.connected and entry in self.entries:
+                self._pop_statement(entry)
+
+    def _pop_statement(self, entry: Entry) -> None:
+        self.execute(f"RELEASE SAVEPOINT {entry.name}")
+        position = self.entries.index(entry)
+        writers = entry.writers
+        del self.entries[position:]
+        self._merge_down(position, writers)
+
+    def _merge_down(self, position: int, writers: set[Any]) -> None:
+        for entry in reversed(self.entries[:position]):
+            if entry.owner is not None:
+                entry.writers |= writers
+                return
+        self._base_writers |= writers
+
+    def release(self, entry: Entry) -> None:
+        """Commit: release ``entry`` now, or as soon as nothing open sits above it."""
+        if entry not in self.entries:
+            return
+        entry.waiting = True
+        self._settle()
+
+    def _blockers(self, entry: Entry, owner: Any) -> list[Entry]:
+        """Open savepoints of others above ``entry``."""
+        position = self.entries.index(entry)
+        return [
+            e
+            for e in self.entries[position + 1 :]
+            if e.owner is not None and e.owner is not owner and not e.waiting
+        ]
+
+    def _settle(self) -> None:
+        """Release every waiting savepoint that nothing open sits above; carry out the
+        pending rollbacks that now undo nothing but their owner's work."""
+        self._release_waiting()
+        for entry in [e for e in self.entries if e.rollback_pending]:
+            if entry in self.entries and self.rollback_is_clean(entry):
+                owner = entry.owner
+                self.rollback(entry, owner, keep=False, describe="")
+                owner.ended()
+        self._unobserved = [(e, error) for e, error in self._unobserved if e.rollback_pending]
+
+    def rollback_is_clean(self, entry: Entry) -> bool:
+        """Whether rolling back to ``entry`` would undo only its owner's work."""
+        position = self.entries.index(entry)
+        return not self._blockers(entry, entry.owner) and not any(
+            e.writers - {entry.owner} for e in self.entries[position:]
+        )
+
+    def _release_waiting(self) -> None:
+        while True:
+            position = next(
+                (
+                    i
+                    for i, e in enumerate(self.entries)
+                    if e.waiting and not self._blockers(e, e.owner)
+                ),
+                None,
+            )
+            if position is None:
+                return
+            entry = self.entries[position]
+            self.execute(f"RELEASE SAVEPOINT {entry.name}")
+            writers: set[Any] = set()
+            for gone in self.entries[position:]:
+                writers |= gone.writers
+            del self.entries[position:]
+            self._merge_down(position, writers)
+
+    def rollback(
+        self, entry: Entry, owner: Any, *, keep: bool, describe: str, defer: bool = False
+    ) -> str:
+        """Roll back to ``entry`` (owned by ``owner``); ``keep``: the savepoint stays
+        (``ROLLBACK TO SAVEPOINT``) rather than ending with its transaction.
+
+        Returns ``"rolled back"``, or :data:`RELEASED` when the rollback could not be real
+        but the owner's own statements only read. Raises :class:`IsolationError` when it
+        would undo another transaction's work, unless an exception is already on its way
+        out, or ``defer`` (a rollback that may not raise: a pool's reset, a close): then
+        the transaction is released, the error kept in :attr:`deferred`, and the
+        application's exception (if any) goes on unchanged.
+        """
+        if entry not in self.entries:
+            return "rolled back"
+        position = self.entries.index(entry)
+        region = self.entries[position:]
+        blockers = self._blockers(entry, owner)
+        foreign = [e for e in region if e.writers - {owner}]
+        if not blockers and not foreign:
+            entry.rollback_pending = False
+            self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
+            for gone in region[1:]:
+                if gone.owner is not owner:
+                    self._lose_owner(gone.owner, "its savepoint was rolled back")
+            del self.entries[position + 1 :]
+            entry.writers = set()
+            if not keep:
+                self.execute(f"RELEASE SAVEPOINT {entry.name}")
+                del self.entries[position]
+                self._settle()
+            return "rolled back"
+        own_writes = any(owner in e.writers for e in region)
+        if own_writes and not self._ending_above(position):
+            error = IsolationError(self._refusal(describe, blockers, foreign, owner))
+            if not keep:
+                # SQLAlchemy (or the pool) ends its transaction all the same: the rollback
+                # is kept pending, carried out once nothing else is in the way.
+                entry.rollback_pending = True
+                if defer:  # a close or a pool's reset: it matters only if seen
+                    self._unobserved.append((entry, error))
+                    return PENDING
+            if not defer and sys.exc_info()[1] is None:
+                raise error
+            self.deferred.append(error)
+            if not keep:
+                return PENDING
+        # Nothing of its own to undo (or an exception is already on its way): ending it
+        # as a release keeps what the others did.
+        for own in region:
+            if own.owner is owner and (own is not entry or not keep):
+                own.waiting = True
+        self._settle()
+        return RELEASED
+
+    def _ending_above(self, position: int) -> bool:
+        """Whether the savepoint at ``position`` lies above the layer of a scope being
+        torn down: its rollback comes anyway, with the layer's."""
+        ending = self.context().ending
+        if ending is None:
+            return False
+        for layer in self.layers:
+            if ending in layer.scope.chain:
+                return self.entries.index(layer.entry) < position
+        return False
+
+    def _refusal(
+        self, describe: str, blockers: list[Entry], foreign: list[Entry], owner: Any
+    ) -> str:
+        if blockers:
+            others = ", ".join(sorted({_label(e.owner) for e in blockers}))
+            why = (
+                f"{others}, opened after it, is still in a transaction; in a test they share "
+                "one database connection, each transaction a savepoint inside the one "
+                "opened before, so only the last one opened can roll back"
+            )
+            fix = "Commit, roll back or close the later one first"
+        else:
+            others = ", ".join(
+                sorted({_label(w) for e in foreign for w in e.writers if w is not owner})
+            )
+            why = (
+                f"{others} wrote while it was open (and committed, or is still open); in a "
+                "test they share one database connection, so this rollback would undo "
+                "that work too, which production would keep"
+            )
+            fix = "End this transaction before the other one writes, or use one for both"
+        return (
+            f"pytest-alchemy: the rollback of {describe} was refused: {why}.\n"
+            f"Fix: {fix}; or keep the test's own transaction (db_session) committed or "
+            "closed while the application runs."
+        )
+
+    # -- threads -------------------------------------------------------------------------
+
+    def gate_enter(self) -> bool:
+        """Before a transaction begins in a thread other than pytest's: wait until no
+        other such thread has a transaction open, so that threads behave like pooled
+        connections committing one after another. Returns whether it was entered."""
+        thread = threading.current_thread()
+        if thread is self.home_thread:
+            return False
+        with self._gate:
+            if not self._gate.wait_for(
+                lambda: self._gate_owner in (None, thread), timeout=self.lock_timeout
+            ):
+                owner = self._gate_owner
+                raise IsolationError(
+                    f"pytest-alchemy: thread {thread.name!r} waited {self.lock_timeout:g} s "
+                    f"for thread {owner.name if owner else '?'!r} to end its transaction on "
+                    "the test's shared connection (threads take turns, like pooled "
+                    "connections committing one after another).\nFix: end each thread's "
+                    "session or connection (commit, rollback or close) when its work is "
+                    "done, or raise alchemy_lock_timeout."
+                )
+            self._gate_owner = thread
+            self._gate_depth += 1
+            return True
+
+    def gate_leave(self, thread: threading.Thread) -> None:
+        with self._gate:
+            if self._gate_owner is thread:
+                self._gate_depth -= 1
+                if self._gate_depth <= 0:
+                    self._gate_owner, self._gate_depth = None, 0
+                    self._gate.notify_all()
+
+
+class _Statement:
+    label = "a statement"
+
+
+_STATEMENT = _Statement()
+
+
+def _label(owner: Any) -> str:
+    return str(getattr(owner, "label", owner))
+
+
+def _subject(who: str) -> str:
+    return who.split(" ", 1)[1] if who.startswith(("test ", "fixture ")) else who
+
+
+def _short(sql: str) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,194 @@
+"""Routing engines into the shared connection, and stopping connections that are not.
+
+A routed engine keeps its own pool object, so that every engine sharing it (those made by
+``engine.execution_options()``, before or after) is routed too; only the pool's creator
+is swapped for one that makes virtual connections. Checkouts are stamped with the scope
+they happen in. Any other connection opened to the test database while routing is on
+(an engine the plugin does not know) is stopped before it connects.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
+
+from .._errors import IsolationError
+from .._urls import render_url
+from ._ledger import Ledger
+from ._virtual import VirtualConnection, virtual_class
+
+
+class Router:
+    """Routes engines into one :class:`Ledger` until :meth:`close`."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._stack = ExitStack()
+        self._pools: dict[int, Pool] = {}
+        self.engines: list[Engine] = []
+        #: Session objects to the name messages give them (``db_session``...).
+        self.session_labels: dict[int, str] = {}
+        self._plugin = threading.local()
+        self._uninitialized: list[Pool] = []
+
+    def initialize_dialects(self) -> None:
+        """Let routed engines that never connected initialize their dialects on a real
+        connection of their own (once; SQLAlchemy's first-connect handler runs once)."""
+        pools, self._uninitialized = self._uninitialized, []
+        with self.plugin_connections():
+            for pool in pools:
+                try:
+                    pool.connect().close()
+                finally:
+                    pool.dispose()
+
+    @staticmethod
+    def real_pool(engine: Engine) -> Pool:
+        """A pool that makes real connections as ``engine`` does (its creator, dialect,
+        listeners), for the shared connection. Call before :meth:`route`."""
+        return engine.pool.recreate()
+
+    def route(self, engine: Engine, label: str) -> None:
+        """Every connection ``engine``'s pool hands out from now on is virtual."""
+        pool = engine.pool
+        if id(pool) in self._pools:
+            return
+        ledger = self.ledger
+        cls = virtual_class(engine.dialect.name)
+
+        def create(record: Any) -> VirtualConnection:
+            return cls(ledger, label)
+
+        if getattr(engine.dialect, "server_version_info", None) is None:
+            # Never connected: its dialect learns the server from a real connection
+            # (drivers' type registries refuse virtual ones), made with the shared one.
+            self._uninitialized.append(pool.recreate())
+        pool.dispose()  # connections made before: real ones, perhaps to another database
+        saved = pool._creator
+        pool._creator = create  # type: ignore[assignment]  # SQLAlchemy wraps either form
+        self._pools[id(pool)] = pool
+        self.engines.append(engine)
+        event.listen(pool, "checkout", self._stamp)
+        event.listen(pool, "checkin", self._unstamp)
+        event.listen(pool, "reset", self._resetting)
+
+        def undo() -> None:
+            event.remove(pool, "reset", self._resetting)
+            event.remove(pool, "checkin", self._unstamp)
+            event.remove(pool, "checkout", self._stamp)
+            del self._pools[id(pool)]
+            self.engines.remove(engine)
+            current = engine.pool
+            pool.dispose()
+            pool._creator = saved
+            if current is not pool:  # engine.dispose() during the run made a new pool
+                current.dispose()
+                engine.pool = pool
+
+        self._stack.callback(undo)
+
+    def _stamp(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if isinstance(dbapi_connection, VirtualConnection):
+            dbapi_connection.stamp = self.ledger.context().scope
+
+    def _unstamp(self, dbapi_connection: Any, record: Any) -> None:
+        if isinstance(dbapi_connection, VirtualConnection):
+            dbapi_connection.stamp = None
+            dbapi_connection.session_label = None
+
+    def _resetting(self, dbapi_connection: Any, record: Any, state: Any) -> None:
+        if isinstance(dbapi_connection, VirtualConnection):
+            dbapi_connection.resetting = True
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def label_sessions(self) -> None:
+        """Name in messages the session a virtual connection works for."""
+        event.listen(Session, "after_begin", self._label_session)
+        self._stack.callback(event.remove, Session, "after_begin", self._label_session)
+
+    def _label_session(self, session: Session, transaction: Any, connection: Any) -> None:
+        dbapi_connection = getattr(connection.connection, "dbapi_connection", None)
+        if isinstance(dbapi_connection, VirtualConnection):
+            dbapi_connection.session_label = self.session_labels.get(
+                id(session), f"a {type(session).__name__}"
+            )
+
+    # -- everything else ----------------------------------------------------------------
+
+    @contextmanager
+    def plugin_connections(self) -> Iterator[None]:
+        """Connections the plugin itself makes (building, marking, the shared one)."""
+        depth = getattr(self._plugin, "depth", 0)
+        self._plugin.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._plugin.depth = depth
+
+    def guard(
+        self, aimed_at_test_database: Callable[[Dialect, Sequence[Any], Mapping[str, Any]], bool]
+    ) -> None:
+        """Stop, before it connects, any other connection to the test database."""
+
+        def check(
+            dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
+        ) -> None:
+            if getattr(self._plugin, "depth", 0) or not aimed_at_test_database(
+                dialect, cargs, cparams
+            ):
+                return
+            raise IsolationError(_unknown_engine(dialect))
+
+        event.listen(Engine, "do_connect", check)
+        self._stack.callback(event.remove, Engine, "do_connect", check)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _unknown_engine(dialect: Dialect) -> str:
+    engines = [o for o in gc.get_objects() if isinstance(o, Engine) and o.dialect is dialect]
+    engine = engines[0] if engines else None
+    shown = render_url(engine.url) if engine is not None else dialect.name
+    where = _module_attribute(engine) if engine is not None else None
+    listed = where or "module:get_engine (a function that returns it)"
+    called = _caller()
+    return (
+        f"pytest-alchemy: an engine that pytest-alchemy does not route ({shown}"
+        f"{', ' + where if where else ''}) connected to the test database"
+        f"{' from ' + called if called else ''}; its writes would stay behind, so the "
+        f"connection was stopped before it was made.\nFix: list it in alchemy_engines "
+        f"({listed}), so that it joins each test's transaction."
+    )
+
+
+def _module_attribute(engine: Engine) -> str | None:
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict) or name.startswith(("sqlalchemy", "_pytest")):
+            continue
+        for attribute, value in list(namespace.items()):
+            if value is engine:
+                return f"{name}:{attribute}"
+    return None
+
+
+def _caller() -> str | None:
+    """The first frame outside SQLAlchemy, pytest-alchemy and the standard library."""
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        path = frame.filename.replace("\\", "/")
+        if any(part in path for part in ("/sqlalchemy/", "/pytest_alchemy/", "/lib/python")):
+            continue
+        return f"{frame.filename}:{frame.lineno}"
+    return None

@@ -1,0 +1,80 @@
+"""What a statement sent through a routed connection is: transaction control that the
+plugin carries out itself, a savepoint of the application's, a read, or a write.
+
+Only transaction control and savepoints change what the plugin does; the read/write
+judgement only ever chooses between refusing and allowing (see :mod:`._ledger`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+#: ``BEGIN``, ``START TRANSACTION``, ``COMMIT``, ``END``, ``ROLLBACK`` (with ``WORK`` /
+#: ``TRANSACTION`` and, for BEGIN, any modifiers such as ``IMMEDIATE`` or an isolation
+#: level), sent by drivers and applications that manage transactions in SQL.
+_CONTROL: Final = re.compile(
+    r"\s*(?:(?P<begin>BEGIN|START\s+TRANSACTION)\b[^;]*"
+    r"|(?P<commit>COMMIT|END)(?:\s+(?:WORK|TRANSACTION))?"
+    r"|(?P<rollback>ROLLBACK|ABORT)(?:\s+(?:WORK|TRANSACTION))?)\s*;?\s*\Z",
+    re.IGNORECASE,
+)
+_NAME: Final = r"(?P<name>\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w$]+)"
+#: ``SAVEPOINT x``, ``RELEASE [SAVEPOINT] x``, ``ROLLBACK [WORK] TO [SAVEPOINT] x``.
+_SAVEPOINT: Final = re.compile(
+    r"\s*(?:(?P<savepoint>SAVEPOINT)|(?P<release>RELEASE)(?:\s+SAVEPOINT)?"
+    r"|(?P<rollback_to>ROLLBACK)(?:\s+WORK)?\s+TO(?:\s+SAVEPOINT)?)\s+" + _NAME + r"\s*;?\s*\Z",
+    re.IGNORECASE,
+)
+#: First words of statements that only read.
+_READING: Final = frozenset(("select", "show", "explain", "pragma", "describe", "values", "with"))
+_FIRST_WORD: Final = re.compile(r"\s*\(*\s*([A-Za-z]+)")
+#: First words that can be transaction control or savepoints (checked before the regexes).
+_CONTROL_WORDS: Final = frozenset(
+    ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release")
+)
+
+
+@dataclass(frozen=True)
+class Control:
+    """A transaction-control statement: ``action`` is one of ``begin``, ``commit``,
+    ``rollback``, ``savepoint``, ``release``, ``rollback_to``; ``name`` is the
+    savepoint's name (as written, quotes removed) for the last three."""
+
+    action: str
+    name: str = ""
+
+
+def first_word(sql: str) -> str:
+    match = _FIRST_WORD.match(sql)
+    return match.group(1).lower() if match else ""
+
+
+def control(sql: str, word: str) -> Control | None:
+    """The transaction control ``sql`` is (``word`` is its first word), or ``None``."""
+    if word not in _CONTROL_WORDS:
+        return None
+    match = _SAVEPOINT.match(sql)
+    if match is not None:
+        action = next(k for k in ("savepoint", "release", "rollback_to") if match.group(k))
+        name = match.group("name")
+        if name[0] in '"`[':
+            name = name[1:-1]
+        return Control(action, name)
+    match = _CONTROL.match(sql)
+    if match is not None:
+        action = next(k for k in ("begin", "commit", "rollback") if match.group(k))
+        return Control(action)
+    return None
+
+
+def may_write(word: str, sql: str) -> bool:
+    """Whether a statement may change data: anything but a plain read (``WITH`` counts
+    as a read only when no data-changing verb follows)."""
+    if word not in _READING:
+        return True
+    if word == "with":
+        lowered = sql.lower()
+        return any(verb in lowered for verb in ("insert", "update", "delete", "merge"))
+    return False

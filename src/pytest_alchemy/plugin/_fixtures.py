@@ -1,0 +1,294 @@
+"""The fixtures: each setting as an override point, and the ones that do the work.
+
+Each setting is also a session fixture of the same name that a conftest.py may override
+(the way pytest-django's small fixtures are override points); the fixtures that do the
+work are built from those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from .._database import TestDatabase
+from .._errors import AlchemyError, SettingError
+from .._routing import EngineRedirect
+from .._schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
+from .._settings import as_engine, as_metadata, as_session_factory, import_object
+from .._urls import parse_url
+from ._isolation import RunIsolation
+from ._state import guarded, state_of, stop
+
+# -- settings as override points ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def alchemy_url(pytestconfig: pytest.Config) -> URL | str:
+    """Server and base database of the test database (``URL`` or string)."""
+    return state_of(pytestconfig).settings.url
+
+
+@pytest.fixture(scope="session")
+def alchemy_metadata(pytestconfig: pytest.Config) -> Any:
+    """The MetaData (or an object with ``.metadata``) to build the schema from, or None."""
+    path = state_of(pytestconfig).settings.metadata
+    if path is None:
+        return None
+    return guarded(lambda: import_object(path, "alchemy_metadata"))
+
+
+@pytest.fixture(scope="session")
+def alchemy_alembic_ini(pytestconfig: pytest.Config) -> Path | None:
+    """Path of alembic.ini; when set, the schema is built by ``alembic upgrade head``."""
+    return state_of(pytestconfig).settings.alembic_ini
+
+
+@pytest.fixture(scope="session")
+def alchemy_no_migrations(pytestconfig: pytest.Config) -> bool:
+    """Build from metadata even when an alembic.ini is set."""
+    return state_of(pytestconfig).settings.no_migrations
+
+
+@pytest.fixture(scope="session")
+def alchemy_engines(pytestconfig: pytest.Config) -> Sequence[Engine]:
+    """The application's own engines, routed into the test database and transaction."""
+    paths = state_of(pytestconfig).settings.engines
+    return [guarded(partial(import_object, p, "alchemy_engines")) for p in paths]
+
+
+@pytest.fixture(scope="session")
+def alchemy_sessionmakers(
+    pytestconfig: pytest.Config,
+) -> Sequence[sessionmaker[Any] | scoped_session[Any]]:
+    """The application's own sessionmakers / scoped_sessions, bound to each test."""
+    paths = state_of(pytestconfig).settings.sessionmakers
+    return [guarded(partial(import_object, p, "alchemy_sessionmakers")) for p in paths]
+
+
+@pytest.fixture(scope="session")
+def alchemy_reuse_db(pytestconfig: pytest.Config) -> bool:
+    """Keep the test database and reuse it while its schema is unchanged."""
+    return state_of(pytestconfig).settings.reuse_db
+
+
+@pytest.fixture(scope="session")
+def alchemy_create_db(pytestconfig: pytest.Config) -> bool:
+    """Always rebuild the test database."""
+    return state_of(pytestconfig).settings.create_db
+
+
+@pytest.fixture(scope="session")
+def alchemy_session_options() -> dict[str, Any]:
+    """Options for ``db_session`` (and its module and class counterparts): ``class_``
+    (e.g. ``sqlmodel.Session``), ``expire_on_commit``, ``autoflush``, ``info``...;
+    SQLAlchemy's defaults otherwise. Override it with a session-scoped fixture."""
+    return {}
+
+
+# -- the work ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _alchemy_schema(
+    pytestconfig: pytest.Config,
+    alchemy_metadata: Any,
+    alchemy_alembic_ini: Path | str | None,
+    alchemy_no_migrations: bool,
+) -> SchemaSource:
+    settings = state_of(pytestconfig).settings
+
+    def choose() -> SchemaSource:
+        if alchemy_alembic_ini is not None and not alchemy_no_migrations:
+            ini = Path(alchemy_alembic_ini)
+            shown = settings.alembic_ini if ini == settings.alembic_ini else ini
+            return AlembicSchema(ini, f"alchemy_alembic_ini = {shown}")
+        if alchemy_metadata is not None:
+            where = settings.metadata or "the alchemy_metadata fixture"
+            setting = f"alchemy_metadata = {where}"
+            return MetadataSchema(as_metadata(alchemy_metadata, setting), setting)
+        if alchemy_alembic_ini is not None:
+            raise SettingError(
+                "pytest-alchemy: --alchemy-no-migrations builds the schema from "
+                "alchemy_metadata, which is not set.\nFix: set alchemy_metadata = "
+                "package.module:Base, or run without --alchemy-no-migrations."
+            )
+        return NoSchema()
+
+    return guarded(choose)
+
+
+@pytest.fixture(scope="session")
+def _alchemy_database(
+    pytestconfig: pytest.Config,
+    alchemy_url: URL | str,
+    _alchemy_schema: SchemaSource,
+    alchemy_reuse_db: bool,
+    alchemy_create_db: bool,
+) -> Iterator[TestDatabase]:
+    """The run's test database: created lazily, on first use; dropped at the end."""
+    state = state_of(pytestconfig)
+    settings = state.settings
+    source = settings.url_source if alchemy_url is settings.url else "the alchemy_url fixture"
+    database = guarded(
+        lambda: TestDatabase(
+            parse_url(alchemy_url, source),
+            source=source,
+            sqlite_dir=settings.sqlite_dir,
+            schema=_alchemy_schema,
+            suffix=state.suffix,
+            reuse=alchemy_reuse_db,
+            recreate=alchemy_create_db,
+        )
+    )
+    try:
+        yield database
+    finally:
+        try:
+            database.teardown()
+        except AlchemyError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+
+def _setting_name(paths: Sequence[str], index: int, setting: str) -> str:
+    if index < len(paths):
+        return f"{setting} entry {paths[index]!r}"
+    return f"{setting} entry {index + 1}"
+
+
+def _checked(
+    objects: Sequence[Any], paths: Sequence[str], setting: str, check: Callable[[Any, str], Any]
+) -> list[tuple[Any, str]]:
+    checked = []
+    for index, obj in enumerate(objects):
+        name = _setting_name(paths, index, setting)
+        try:
+            checked.append((check(obj, name), name))
+        except AlchemyError as exc:
+            stop(exc)
+    return checked
+
+
+@pytest.fixture(scope="session")
+def _alchemy_isolation(request: pytest.FixtureRequest) -> Iterator[RunIsolation]:
+    """The shared connection and the routing of every engine, for the whole run (nothing
+    connects until a statement runs)."""
+    state = state_of(request.config)
+    settings = state.settings
+    factories = _checked(
+        request.getfixturevalue("alchemy_sessionmakers"),
+        settings.sessionmakers,
+        "alchemy_sessionmakers",
+        as_session_factory,
+    )
+    engines = _checked(
+        request.getfixturevalue("alchemy_engines"),
+        settings.engines,
+        "alchemy_engines",
+        as_engine,
+    )
+    database: TestDatabase = request.getfixturevalue("_alchemy_database")
+    redirect = EngineRedirect(
+        database.url, database.setup, database.provisioner.shared_connect_args()
+    )
+    try:
+        for engine, setting in engines:
+            guarded(partial(redirect.add, engine, setting))
+        isolation = guarded(
+            lambda: RunIsolation(
+                database,
+                state.scopes,
+                engines,
+                [factory for factory, _ in factories],
+                lock_timeout=settings.lock_timeout,
+            )
+        )
+        state.isolation = isolation
+        try:
+            yield isolation
+        finally:
+            state.isolation = None
+            isolation.close()
+    finally:
+        redirect.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _alchemy_app_routing(request: pytest.FixtureRequest) -> None:
+    """Route the application's engines before any fixture or test uses them, whether or
+    not the test asked for a database fixture (nothing is connected until used)."""
+    names = ("alchemy_engines", "alchemy_sessionmakers")
+    if any(request.getfixturevalue(name) for name in names):
+        request.getfixturevalue("_alchemy_isolation")
+
+
+@pytest.fixture(scope="session")
+def db_engine(_alchemy_isolation: RunIsolation) -> Engine:
+    """An Engine on the provisioned test database, schema built. Its connections (and
+    ``raw_connection()``) join the layered transaction of whatever scope uses them."""
+    return guarded(_alchemy_isolation.setup)
+
+
+def _session(isolation: RunIsolation, options: dict[str, Any], label: str) -> Iterator[Session]:
+    options = dict(options)
+    class_ = options.pop("class_", Session)
+    if not (isinstance(class_, type) and issubclass(class_, Session)):
+        stop(
+            SettingError(
+                f"pytest-alchemy: alchemy_session_options['class_'] is {class_!r}, not a "
+                "Session class.\nFix: use sqlalchemy.orm.Session or a subclass such as "
+                "sqlmodel.Session."
+            )
+        )
+    guarded(isolation.setup)
+    session = isolation.session(label, class_, **options)
+    try:
+        yield session
+    finally:
+        session.close()
+        isolation.forget_session(session)
+
+
+@pytest.fixture
+def db_connection(_alchemy_isolation: RunIsolation) -> Iterator[Connection]:
+    """A Connection of the application's first engine (or ``db_engine``) in a
+    transaction; its ``commit()`` keeps the data for the rest of the test only."""
+    guarded(_alchemy_isolation.setup)
+    connection = _alchemy_isolation.primary.connect()
+    try:
+        connection.begin()
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def db_session(
+    _alchemy_isolation: RunIsolation, alchemy_session_options: dict[str, Any]
+) -> Iterator[Session]:
+    """An ORM Session on the application's first engine (or ``db_engine``); what it
+    commits lasts until the end of the test."""
+    yield from _session(_alchemy_isolation, alchemy_session_options, "db_session")
+
+
+@pytest.fixture(scope="module")
+def module_db_session(
+    _alchemy_isolation: RunIsolation, alchemy_session_options: dict[str, Any]
+) -> Iterator[Session]:
+    """A Session for module-scoped fixtures: what it commits while they are set up lasts
+    until the end of the module."""
+    yield from _session(_alchemy_isolation, alchemy_session_options, "module_db_session")
+
+
+@pytest.fixture(scope="class")
+def class_db_session(
+    _alchemy_isolation: RunIsolation, alchemy_session_options: dict[str, Any]
+) -> Iterator[Session]:
+    """A Session for class-scoped fixtures: what it commits while they are set up lasts
+    until the end of the class."""
+    yield from _session(_alchemy_isolation, alchemy_session_options, "class_db_session")

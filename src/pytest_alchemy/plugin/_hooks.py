@@ -1,0 +1,108 @@
+"""Hooks that tell the isolation layer which scope pytest is in, end each scope's layer
+when pytest tears the scope down, and report isolation problems in the test that
+caused them."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from .._errors import IsolationError
+from ..isolation import Scope
+from ._scopes import Node, fixture_label
+from ._state import STATE, RunState
+
+
+@contextmanager
+def _inside(
+    config: pytest.Config, node: Node, who: str, *, ending: Scope | None = None
+) -> Iterator[None]:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        yield
+        return
+    state.scopes.push(node, who, ending=ending)
+    try:
+        yield
+    finally:
+        state.scopes.pop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    label = fixture_label(fixturedef.scope, fixturedef.argname)
+    with _inside(request.config, request.node, label):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _inside(item.config, item, f"test {item.nodeid}"):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _inside(item.config, item, f"test {item.nodeid}"):
+        try:
+            result = yield
+        except BaseException:
+            _report_deferred(item, failed=True)
+            raise
+        _report_deferred(item, failed=False)
+        return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, None, None]:
+    state = item.config.stash.get(STATE, None)
+    ended = state.scopes.ending(item, nextitem) if state is not None else []
+    who = f"the teardown of test {item.nodeid}"
+    with _inside(item.config, item, who, ending=ended[-1] if ended else None):
+        try:
+            result = yield
+        finally:
+            if state is not None:
+                _end_scopes(state, ended)
+    _report_deferred(item, failed=False)
+    return result
+
+
+def _end_scopes(state: RunState, ended: list[Scope]) -> None:
+    """Drop the listed scoped_sessions' sessions, then roll back each ended scope's
+    layer, innermost first."""
+    isolation = state.isolation
+    try:
+        if isolation is not None:
+            for factory in isolation.scoped:
+                factory.remove()
+            for scope in ended:
+                isolation.ledger.end_scope(scope)
+    finally:
+        for scope in ended:
+            scope.alive = False
+        state.scopes.forget(ended)
+
+
+def _report_deferred(item: pytest.Item, *, failed: bool) -> None:
+    """Isolation problems found while an exception was on its way out (so as not to
+    replace it): a failure of the test, or a report section when it failed already."""
+    state = item.config.stash.get(STATE, None)
+    isolation = state.isolation if state is not None else None
+    if isolation is None:
+        return
+    errors = isolation.take_deferred()
+    if not errors:
+        return
+    text = "\n\n".join(str(error) for error in errors)
+    if failed:
+        item.add_report_section("call", "pytest-alchemy isolation", text)
+        return
+    raise IsolationError(text)

@@ -1,0 +1,129 @@
+"""The run's isolation: one shared connection to the test database, its ledger of scope
+layers, and every routed engine, from the first test that needs them to the end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from .._database import TestDatabase
+from .._errors import IsolationError, SettingError
+from .._schema import aimed_at
+from ..isolation import Ledger, Router, driver_for
+from ._scopes import ScopeTracker
+
+SessionFactory = sessionmaker[Any] | scoped_session[Any]
+
+
+class RunIsolation:
+    """Routes the test database's engine and the application's engines and sessionmakers
+    into one :class:`~pytest_alchemy.isolation.Ledger` until :meth:`close`.
+
+    The shared connection comes from the application's first engine when there is one,
+    so that its own listeners, dialect options and connection set-up apply, as in
+    production; it is connected on first use.
+    """
+
+    def __init__(
+        self,
+        database: TestDatabase,
+        scopes: ScopeTracker,
+        app_engines: Sequence[tuple[Engine, str]],
+        factories: Sequence[SessionFactory],
+        *,
+        lock_timeout: float,
+    ) -> None:
+        self.database = database
+        self.primary = app_engines[0][0] if app_engines else database.engine
+        engines = [(database.engine, "db_engine"), *app_engines]
+        self._check_drivers(engines)
+        self._stack = ExitStack()
+        real_pool = Router.real_pool(self.primary)
+        self._stack.callback(real_pool.dispose)
+        self.ledger = Ledger(
+            lambda: self._connect(real_pool),
+            driver_for(self.primary.dialect),
+            root=scopes.root,
+            context=scopes.current,
+            on_breach=lambda reason: database.mark_dirty(),
+            lock_timeout=lock_timeout,
+        )
+        router = Router(self.ledger)
+        self.router = router
+        self._stack.callback(self.ledger.close)
+        self._stack.callback(router.close)
+        for engine, label in engines:
+            router.route(engine, label)
+        router.label_sessions()
+        test_url = database.url
+        router.guard(lambda dialect, cargs, cparams: aimed_at(dialect, cargs, cparams, test_url))
+        self.scoped: list[scoped_session[Any]] = []
+        for factory in factories:
+            self._route_factory(factory)
+
+    def _connect(self, real_pool: Any) -> Any:
+        with self.router.plugin_connections():
+            self.database.setup()
+            self.router.initialize_dialects()
+            return real_pool.connect()
+
+    def setup(self) -> Engine:
+        """The test database's engine, the database created and built on first use."""
+        with self.router.plugin_connections():
+            return self.database.setup()
+
+    @staticmethod
+    def _check_drivers(engines: Sequence[tuple[Engine, str]]) -> None:
+        first, first_label = engines[0]
+        for engine, label in engines[1:]:
+            if engine.dialect.driver != first.dialect.driver:
+                raise SettingError(
+                    f"pytest-alchemy: {label} uses the driver {engine.dialect.driver!r}, "
+                    f"but the test database is reached with {first.dialect.driver!r} "
+                    f"({first_label}); in a test every engine shares one connection, so "
+                    "they must use the same driver.\nFix: use the application's driver "
+                    "in alchemy_url (e.g. postgresql+psycopg://...)."
+                )
+
+    def _route_factory(self, factory: SessionFactory) -> None:
+        if isinstance(factory, scoped_session):
+            factory.remove()  # sessions made before belong to real connections
+            self.scoped.append(factory)
+            self._stack.callback(factory.remove)
+            maker = factory.session_factory
+        else:
+            maker = factory
+        bind = maker.kw.get("bind")
+        binds = maker.kw.get("binds") or {}
+        for engine in [b for b in [bind, *binds.values()] if isinstance(b, Engine)]:
+            self.router.route(engine, repr(engine.url.render_as_string()))
+        if bind is None and not binds:
+            # Bound to nothing: it gets the primary engine, as the test's sessions do.
+            saved = dict(maker.kw)
+            maker.kw["bind"] = self.primary
+            self._stack.callback(_restore_kw, maker, saved)
+
+    def session(self, label: str, class_: type[Session] = Session, **options: Any) -> Session:
+        """A Session on the primary engine, named ``label`` in messages."""
+        session = class_(bind=self.primary, **options)
+        self.router.session_labels[id(session)] = label
+        return session
+
+    def forget_session(self, session: Session) -> None:
+        self.router.session_labels.pop(id(session), None)
+
+    def take_deferred(self) -> list[IsolationError]:
+        errors, self.ledger.deferred[:] = list(self.ledger.deferred), []
+        return errors
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _restore_kw(maker: sessionmaker[Any], saved: dict[str, Any]) -> None:
+    maker.kw.clear()
+    maker.kw.update(saved)

@@ -1,0 +1,93 @@
+"""Which pytest scope the code running now belongs to.
+
+pytest sets up a test's fixtures in scope order and, before the next test, tears down
+the narrower scopes that test does not share; so scopes nest, and each gets a layer of
+its own in the shared connection (see :mod:`pytest_alchemy.isolation`). The hooks here
+tell the ledger where statements run: in the setup of a fixture, its scope's node (the
+session, a package, a module, a class or the test); in a test's call and teardown, the
+test; elsewhere, the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from ..isolation import Context, Scope
+
+#: A pytest collection node (pytest does not export its base class).
+Node = pytest.Item | pytest.Collector
+
+#: pytest nodes that are scopes of fixtures (a class-scoped fixture outside a class
+#: belongs to the test; pytest's ``SubRequest.node`` says so).
+_SCOPE_NODES = (pytest.Package, pytest.Module, pytest.Class, pytest.Item)
+
+
+@dataclass
+class _Frame:
+    node: Node | None
+    who: str
+    ending: Scope | None = None
+    context: Context | None = None
+
+
+class ScopeTracker:
+    """The stack of scopes pytest is in, and their :class:`Scope` objects."""
+
+    def __init__(self) -> None:
+        self.root = Scope("the pytest session")
+        self._stack: list[_Frame] = [_Frame(None, "a session-scoped fixture")]
+        self._scopes: dict[Node, Scope] = {}
+
+    def push(self, node: Node, who: str, *, ending: Scope | None = None) -> None:
+        self._stack.append(_Frame(node, who, ending))
+
+    def pop(self) -> None:
+        self._stack.pop()
+
+    def current(self) -> Context:
+        """Where statements run now (for the ledger)."""
+        frame = self._stack[-1]
+        if frame.context is None:
+            frame.context = Context(self.scope(frame.node), frame.who, frame.ending)
+        return frame.context
+
+    def scope(self, node: Node | None) -> Scope:
+        if node is None or isinstance(node, pytest.Session):
+            return self.root
+        scope = self._scopes.get(node)
+        if scope is None:
+            parent = self.root
+            for ancestor in node.listchain()[:-1]:
+                if isinstance(ancestor, _SCOPE_NODES):
+                    parent = self.scope(ancestor)
+            scope = Scope(_describe(node), parent)
+            self._scopes[node] = scope
+        return scope
+
+    def ending(self, item: pytest.Item, nextitem: pytest.Item | None) -> list[Scope]:
+        """The scopes that end with ``item``'s teardown, innermost first."""
+        keep = set(nextitem.listchain()) if nextitem is not None else set()
+        ended = []
+        for node in reversed(item.listchain()):
+            if node in keep:
+                break
+            if isinstance(node, _SCOPE_NODES):
+                ended.append(self.scope(node))
+        return ended
+
+    def forget(self, scopes: list[Scope]) -> None:
+        for node in [n for n, s in self._scopes.items() if s in scopes]:
+            del self._scopes[node]
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, pytest.Item):
+        return f"test {node.nodeid}"
+    kind = type(node).__name__.lower()
+    return f"{kind} {node.nodeid or node.name}"
+
+
+def fixture_label(scope: str, name: str) -> str:
+    return f"{scope}-scoped fixture {name!r}" if scope != "function" else f"fixture {name!r}"

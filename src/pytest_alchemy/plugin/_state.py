@@ -1,0 +1,81 @@
+"""The run's state, kept in the pytest config's stash, and how errors stop the run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn, TypeVar
+
+import pytest
+from sqlalchemy.engine import URL
+
+from .._database import TestDatabase
+from .._errors import AlchemyError, SettingError
+from .._settings import Settings
+from ._scopes import ScopeTracker
+
+if TYPE_CHECKING:
+    from ._isolation import RunIsolation
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunState:
+    settings: Settings
+    suffix: str
+    #: Environment variables set for the run, with the values to restore.
+    saved_environ: dict[str, str | None] = field(default_factory=dict)
+    #: Which scope pytest is in (session, package, module, class, test).
+    scopes: ScopeTracker = field(default_factory=ScopeTracker)
+    #: The shared connection and routing, once a test needs them.
+    isolation: RunIsolation | None = None
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def state_of(config: pytest.Config) -> RunState:
+    state = config.stash.get(STATE, None)
+    if state is None:  # pragma: no cover - pytest_configure always runs first
+        raise RuntimeError("pytest-alchemy is not configured")
+    return state
+
+
+def worker_suffix() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"_{worker}" if worker else ""
+
+
+def test_url(state: RunState) -> URL:
+    """The test database's URL as the settings give it (nothing is connected)."""
+    settings = state.settings
+    database = TestDatabase(
+        settings.url,
+        source=settings.url_source,
+        sqlite_dir=settings.sqlite_dir,
+        suffix=state.suffix,
+    )
+    return database.url
+
+
+def stop(exc: AlchemyError) -> NoReturn:
+    """End the run with the error's short message and no traceback."""
+    if worker_suffix():
+        # An xdist worker that exits shows only "node down"; an error per test carries
+        # the message to the controller (session fixtures cache it: no retry per test).
+        raise pytest.fail.Exception(str(exc), pytrace=False) from None
+    code = (
+        pytest.ExitCode.USAGE_ERROR
+        if isinstance(exc, SettingError)
+        else pytest.ExitCode.INTERRUPTED
+    )
+    raise pytest.exit.Exception(str(exc), returncode=code) from None
+
+
+def guarded(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except AlchemyError as exc:
+        stop(exc)
