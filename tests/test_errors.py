@@ -531,3 +531,42 @@ def test_app_engine_of_another_kind_of_database(project: Project) -> None:
     assert probe.seen == set()
     assert not (project.path / "dev.db").exists()
     assert project.databases() == set()
+
+
+# -- 10. attributes that raise when read -------------------------------------------------------
+
+#: Application modules whose attribute cannot be read at import time, each in its own way.
+RAISING_ATTRIBUTES = """
+    class _Lazy:
+        @property
+        def engine(self):
+            raise RuntimeError("Working outside of application context.")
+
+    lazy = _Lazy()
+
+    def __getattr__(name):
+        if name == "settings":
+            raise RuntimeError("settings are not configured yet")
+        raise AttributeError(name)
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "problem"),
+    [
+        ("alchemy_engines", "app:lazy.engine", "RuntimeError: Working outside of application"),
+        ("alchemy_sessionmakers", "app:lazy.engine", "RuntimeError: Working outside"),
+        ("alchemy_metadata", "app:settings", "RuntimeError: settings are not configured yet"),
+    ],
+)
+def test_import_path_whose_attribute_raises(
+    project: Project, setting: str, value: str, problem: str
+) -> None:
+    project.write("app.py", RAISING_ATTRIBUTES)
+    project.ini(**{setting: value})
+    project.write("test_db.py", NEEDS_DB)
+    result, probe = run_probed(project)
+    assert result.ret == USAGE_ERROR
+    assert_short_message(result, f"{setting} = {value!r}", "raised", problem, "Fix:")
+    assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
+    assert project.databases() == set()

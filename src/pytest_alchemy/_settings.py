@@ -17,7 +17,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from ._errors import SettingError
+from ._errors import SettingError, first_line
 from ._urls import parse_url
 
 URL_ENV = "PYTEST_ALCHEMY_URL"
@@ -130,6 +130,15 @@ def import_object(path: str, setting: str) -> Any:
             raise SettingError(
                 f"pytest-alchemy: {setting} = {path!r}: {module_name!r} has no attribute "
                 f"{attr_path!r}.\nFix: name an attribute the module defines."
+            ) from None
+        except Exception as exc:
+            # A property, a module __getattr__ or a proxy that needs some set-up first
+            # (Flask's application context...).
+            reason = first_line(exc).rstrip(".")
+            raise SettingError(
+                f"pytest-alchemy: {setting} = {path!r}: reading {part!r} raised "
+                f"{type(exc).__name__}: {reason}.\nFix: name an object that can be read "
+                "right after import, without an application context or other set-up."
             ) from None
     return target
 
