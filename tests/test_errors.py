@@ -570,3 +570,39 @@ def test_import_path_whose_attribute_raises(
     assert_short_message(result, f"{setting} = {value!r}", "raised", problem, "Fix:")
     assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
     assert project.databases() == set()
+
+
+# -- 11. an engine behind a function that does not give one -------------------------------------
+
+ENGINE_FUNCTIONS = """
+    from sqlalchemy import create_engine
+
+    def returns_a_string():
+        return "sqlite:///dev.db"
+
+    def raises():
+        raise RuntimeError("no configuration loaded")
+
+    def needs_an_argument(url):
+        return create_engine(url)
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("app:returns_a_string", "returned a str, not a SQLAlchemy Engine"),
+        ("app:raises", "raised RuntimeError: no configuration loaded"),
+        ("app:needs_an_argument", "cannot be called without arguments"),
+    ],
+)
+def test_engine_function_that_gives_no_engine(project: Project, value: str, problem: str) -> None:
+    project.write("app.py", ENGINE_FUNCTIONS)
+    project.ini(alchemy_engines=value)
+    project.write("test_db.py", NEEDS_DB)
+    result, probe = run_probed(project)
+    assert result.ret == USAGE_ERROR
+    assert_short_message(result, f"alchemy_engines entry {value!r}", problem, "Fix:")
+    assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
+    assert project.databases() == set()
+    assert not (project.path / "dev.db").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import importlib
+import inspect
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -156,13 +157,60 @@ def as_metadata(obj: Any, setting: str) -> MetaData:
     )
 
 
-def as_engine(obj: Any, setting: str) -> Engine:
+def as_engine(obj: Any, setting: str, *, call: bool = False) -> Engine:
+    """An ``Engine``; with ``call``, also what a zero-argument function (for example a
+    ``functools.lru_cache``'d ``get_engine()``) returns, calling it once."""
     if isinstance(obj, Engine):
         return obj
+    if call and _is_engine_function(obj):
+        result = _call_engine_function(obj, setting)
+        if isinstance(result, Engine):
+            return result
+        raise SettingError(
+            f"pytest-alchemy: {setting} is a function that returned a "
+            f"{type(result).__name__}, not a SQLAlchemy Engine.\nFix: name the Engine "
+            "itself, or a function that takes no arguments and returns it."
+        )
     raise SettingError(
         f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a SQLAlchemy Engine.\n"
         "Fix: list the application's Engine objects (module:attribute), one a line."
     )
+
+
+def load_engine(path: str) -> Engine:
+    """The Engine that an ``alchemy_engines`` line names (or that the function it names
+    returns)."""
+    return as_engine(
+        import_object(path, "alchemy_engines"), f"alchemy_engines entry {path!r}", call=True
+    )
+
+
+def _is_engine_function(obj: Any) -> bool:
+    # Classes (a declarative base...) and session factories are callable too, but calling
+    # them makes no engine.
+    return callable(obj) and not isinstance(obj, (type, sessionmaker, scoped_session))
+
+
+def _call_engine_function(function: Any, setting: str) -> Any:
+    try:
+        inspect.signature(function).bind()
+    except TypeError:
+        raise SettingError(
+            f"pytest-alchemy: {setting} is a function that cannot be called without "
+            "arguments.\nFix: name the Engine itself, or a function that takes no arguments "
+            "and returns it."
+        ) from None
+    except ValueError:  # no signature to read (some builtins): just call it
+        pass
+    try:
+        return function()
+    except Exception as exc:
+        reason = first_line(exc).rstrip(".")
+        raise SettingError(
+            f"pytest-alchemy: {setting} is a function, and calling it raised "
+            f"{type(exc).__name__}: {reason}.\nFix: make it return the application's "
+            "Engine when called at start-up, or name the Engine itself."
+        ) from None
 
 
 def as_session_factory(obj: Any, setting: str) -> sessionmaker[Any] | scoped_session[Any]:

@@ -29,6 +29,7 @@ from ._settings import (
     as_metadata,
     as_session_factory,
     import_object,
+    load_engine,
     resolve_settings,
 )
 from ._urls import parse_url, render_url
@@ -259,9 +260,10 @@ def alchemy_no_migrations(pytestconfig: pytest.Config) -> bool:
 
 @pytest.fixture(scope="session")
 def alchemy_engines(pytestconfig: pytest.Config) -> Sequence[Engine]:
-    """The application's own engines, routed into the test database and transaction."""
+    """The application's own engines, routed into the test database and transaction (a
+    line that names a function gives the Engine it returns, called once, here)."""
     paths = _state(pytestconfig).settings.engines
-    return [_guarded(partial(import_object, p, "alchemy_engines")) for p in paths]
+    return [_guarded(partial(load_engine, p)) for p in paths]
 
 
 @pytest.fixture(scope="session")
