@@ -606,3 +606,97 @@ def test_engine_function_that_gives_no_engine(project: Project, value: str, prob
     assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
     assert project.databases() == set()
     assert not (project.path / "dev.db").exists()
+
+
+# -- 12. integrations that are not supported yet: Flask-SQLAlchemy, asyncio -------------------
+
+#: An application with a Flask-SQLAlchemy extension and SQLAlchemy's asyncio objects.
+UNSUPPORTED_APP = """
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy.ext.asyncio import (
+        async_scoped_session, async_sessionmaker, create_async_engine,
+    )
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(app)
+
+    async_engine = create_async_engine("postgresql+psycopg://app@127.0.0.1:1/app")
+    AsyncSessionLocal = async_sessionmaker(async_engine)
+    AsyncScoped = async_scoped_session(AsyncSessionLocal, scopefunc=lambda: 1)
+
+    def get_async_engine():
+        return async_engine
+"""
+
+FLASK_SQLALCHEMY = "Flask-SQLAlchemy support is not there yet"
+ASYNC = "async support is not there yet"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "fragments"),
+    [
+        ("alchemy_engines", "app:db", ["the Flask-SQLAlchemy extension", FLASK_SQLALCHEMY]),
+        ("alchemy_engines", "app:db.engine", ["needs an application context", FLASK_SQLALCHEMY]),
+        ("alchemy_sessionmakers", "app:db", ["the Flask-SQLAlchemy extension", FLASK_SQLALCHEMY]),
+        ("alchemy_sessionmakers", "app:db.session", ["db.session", FLASK_SQLALCHEMY]),
+        ("alchemy_engines", "app:async_engine", ["an AsyncEngine", ASYNC]),
+        ("alchemy_engines", "app:get_async_engine", ["returned an AsyncEngine", ASYNC]),
+        ("alchemy_sessionmakers", "app:AsyncSessionLocal", ["an async_sessionmaker", ASYNC]),
+        ("alchemy_sessionmakers", "app:AsyncScoped", ["an async_scoped_session", ASYNC]),
+    ],
+)
+def test_unsupported_integration_is_refused_with_what_to_list(
+    project: Project, setting: str, value: str, fragments: list[str]
+) -> None:
+    project.write("app.py", UNSUPPORTED_APP)
+    project.ini(**{setting: value})
+    project.write("test_db.py", NEEDS_DB)
+    result, probe = run_probed(project)
+    assert result.ret == USAGE_ERROR
+    fix = "until then list a plain" if fragments[-1] == FLASK_SQLALCHEMY else "sync driver"
+    assert_short_message(result, setting, repr(value), *fragments, fix)
+    assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
+    assert project.databases() == set()
+
+
+#: Async drivers of each backend's URLs (none needs to be installed for the message).
+ASYNC_DRIVERS = {
+    "sqlite": ["aiosqlite"],
+    "postgresql": ["asyncpg", "psycopg_async"],
+    "mariadb": ["aiomysql", "asyncmy"],
+}
+
+
+def async_url(backend: Backend, driver: str) -> str:
+    if backend.url is None:
+        return f"sqlite+{driver}:///app.db"
+    return server_url(backend, drivername=f"{make_url(backend.url).get_backend_name()}+{driver}")
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_async_driver_url_is_refused_before_anything_connects(
+    project: Project, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    driver = ASYNC_DRIVERS[project.backend.name][0]
+    project.write("test_db.py", NEEDS_DB)
+    result = run_with_url(project, monkeypatch, source, async_url(project.backend, driver))
+    assert result.ret == USAGE_ERROR
+    assert_short_message(
+        result,
+        f"{SOURCES[source]} names the async driver {driver!r}",
+        ASYNC,
+        f"Fix: use the sync driver for now, for example {SUGGESTED[project.backend.name]}.",
+    )
+    assert project.databases() == set()
+
+
+def test_every_async_driver_is_refused(project: Project) -> None:
+    project.ini()
+    project.write("test_db.py", NEEDS_DB)
+    for driver in ASYNC_DRIVERS[project.backend.name]:
+        result = project.run("--alchemy-url", async_url(project.backend, driver))
+        assert result.ret == USAGE_ERROR
+        assert_short_message(result, f"names the async driver {driver!r}", ASYNC)
+    assert project.databases() == set()
