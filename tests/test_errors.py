@@ -700,3 +700,27 @@ def test_every_async_driver_is_refused(project: Project) -> None:
         assert result.ret == USAGE_ERROR
         assert_short_message(result, f"names the async driver {driver!r}", ASYNC)
     assert project.databases() == set()
+
+
+# -- 13. a host name that does not resolve ------------------------------------------------------
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_host_that_does_not_resolve(project: Project) -> None:
+    # .invalid never resolves (RFC 2606): the resolver answers at once, nothing is sent.
+    url = server_url(project.backend, host="no-such-host.invalid")
+    project.ini()
+    project.write("test_db.py", NEEDS_DB)
+    start = time.monotonic()
+    result = project.run("--alchemy-url", url)
+    elapsed = time.monotonic() - start
+    assert elapsed < 4, f"the run took {elapsed:.1f}s"
+    assert result.ret not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    text = assert_short_message(
+        result,
+        "the host name 'no-such-host.invalid' does not resolve",
+        "(--alchemy-url = ",
+        "Fix: correct the host name in --alchemy-url",
+    )
+    assert "start the server" not in text
+    assert project.databases() == set()
