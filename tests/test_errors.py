@@ -724,3 +724,36 @@ def test_host_that_does_not_resolve(project: Project) -> None:
     )
     assert "start the server" not in text
     assert project.databases() == set()
+
+
+# -- 14. one form and documented exit codes for every error that stops the run --------------
+
+
+@pytest.mark.parametrize(
+    ("when", "code"),
+    [
+        ("configure", pytest.ExitCode.USAGE_ERROR),  # found before any test
+        ("fixture", pytest.ExitCode.USAGE_ERROR),  # a setting found when the database is needed
+        ("database", pytest.ExitCode.INTERRUPTED),  # the database, not a setting
+    ],
+)
+def test_every_stop_has_one_form_and_its_exit_code(
+    project: Project, when: str, code: pytest.ExitCode
+) -> None:
+    project.write("models.py", MODELS)
+    project.write("test_db.py", NEEDS_DB)
+    args: list[str] = []
+    if when == "configure":
+        project.ini()
+        args = ["--alchemy-url", "not a url"]
+    elif when == "fixture":
+        project.ini(alchemy_metadata="models:NoSuch")
+    else:
+        project.ini()
+        project.backend.create_foreign(project.path, project.test_db_name())
+    result = project.run(*args)
+    assert result.ret == code
+    text = assert_short_message(result)
+    starts = [line for line in text.splitlines() if line.startswith("ERROR: pytest-alchemy: ")]
+    assert len(starts) == 1, text
+    assert "_pytest.outcomes.Exit: pytest-alchemy:" not in text

@@ -8,6 +8,7 @@ work are built from those.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -218,7 +219,22 @@ def _stop(exc: AlchemyError) -> NoReturn:
         if isinstance(exc, SettingError)
         else pytest.ExitCode.INTERRUPTED
     )
-    raise pytest.exit.Exception(str(exc), returncode=code) from None
+    # pytest shows an exit's message framed as "!!! _pytest.outcomes.Exit: ... !!!";
+    # pytest_keyboard_interrupt prints the error itself as pytest prints usage errors.
+    raise pytest.exit.Exception(
+        f"pytest-alchemy stopped the run (exit code {int(code)})", returncode=code
+    ) from exc
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's capture has stopped
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """A run stopped by ``_stop`` shows its error in the form of pytest's usage errors
+    (``ERROR: pytest-alchemy: ...`` on stderr), whether it is a setting or the database."""
+    error = excinfo.value.__cause__
+    if isinstance(error, AlchemyError):
+        sys.stdout.flush()
+        sys.stderr.write(f"\nERROR: {error}\n\n")
+        sys.stderr.flush()
 
 
 def _guarded(action: Callable[[], T]) -> T:
