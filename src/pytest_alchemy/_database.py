@@ -49,6 +49,9 @@ class TestDatabase:
         self.recreate = recreate
         self.engine_options = engine_options or {}
         self.reused = False
+        #: What this run did to the database, for the terminal summary: "created",
+        #: "rebuilt (<why>)" or "reused"; ``None`` until it is set up.
+        self.outcome: str | None = None
         self._engine: Engine | None = None
         self._touched = False
         self._failure: AlchemyError | None = None
@@ -87,12 +90,16 @@ class TestDatabase:
                 f"pytest-alchemy: refusing to use the base database {self.name!r} as a test one."
             )
         fingerprint = self.schema.fingerprint(provisioner.dialect)
+        outcome = "created"
         if provisioner.exists(self.name):
             marker = self._check_ours("use")
             if self.reuse and not self.recreate and marker.fingerprint == fingerprint:
                 self.reused = True
                 self._touched = True
-                return self._connect()
+                engine = self._connect()
+                self.outcome = "reused"
+                return engine
+            outcome = f"rebuilt ({self._rebuild_reason(marker, fingerprint)})"
             busy = provisioner.sessions(self.name)
             if busy:
                 raise AlchemyError(
@@ -113,7 +120,26 @@ class TestDatabase:
             raise
         engine.dispose()  # connections made while building may carry migration state
         provisioner.write_marker(self.name, Marker(fingerprint))
+        self.outcome = outcome
         return engine
+
+    def _rebuild_reason(self, marker: Marker, fingerprint: str) -> str:
+        if self.recreate:
+            return "--alchemy-create-db"
+        if marker.fingerprint is None:  # half-built, or marked dirty
+            return "left dirty by an earlier run"
+        if self.reuse:
+            return "schema changed"
+        return "left by an earlier run"
+
+    def mark_dirty(self) -> None:
+        """Record that the database no longer holds just its schema (a test broke
+        isolation): the marker loses its fingerprint, so the next run rebuilds it even
+        with ``--alchemy-reuse-db``. Nothing happens before the database is set up."""
+        with self._lock:
+            if self._engine is None:
+                return
+            self.provisioner.write_marker(self.name, Marker(None))
 
     def _connect(self) -> Engine:
         options = {**self.provisioner.engine_options(), **self.engine_options}

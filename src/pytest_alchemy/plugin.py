@@ -48,6 +48,8 @@ class _RunState:
 
 
 _STATE = pytest.StashKey[_RunState]()
+#: The run's test database, for the terminal summary.
+_DATABASE = pytest.StashKey[TestDatabase]()
 
 
 # -- options and settings ----------------------------------------------------------------
@@ -366,6 +368,7 @@ def _alchemy_database(
             recreate=alchemy_create_db,
         )
     )
+    pytestconfig.stash[_DATABASE] = database
     redirect = EngineRedirect(database.url, database.setup, database.provisioner.configure_engine)
     try:
         for index, engine in enumerate(alchemy_engines):
@@ -479,3 +482,20 @@ def db_session(
             )
         )
     return _alchemy_transaction.session(class_, **options)
+
+
+# -- the end of the run ------------------------------------------------------------------
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """One line on what the run did to its test database (created, rebuilt and why, or
+    reused); nothing when no test used one. Under xdist each worker has its own database
+    and the controller none, so nothing is shown there."""
+    database = config.stash.get(_DATABASE, None)
+    if database is None or database.outcome is None:
+        return
+    terminalreporter.write_line(
+        f"alchemy: {database.backend} test database {render_url(database.url)} {database.outcome}"
+    )
