@@ -29,7 +29,14 @@ from pytest_alchemy._settings import sqlite_dir
 # pytester restores sys.modules after each in-process run. Drivers with C extensions
 # must not be imported afresh by every run (their exception classes would stop matching),
 # so they are imported once here, before any run.
-for _module in ("psycopg", "pymysql", "alembic.command", "sqlalchemy.dialects.postgresql"):
+for _module in (
+    "psycopg",
+    "pymysql",
+    "alembic.command",
+    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.ext.asyncio",  # greenlet
+    "flask_sqlalchemy",
+):
     with contextlib.suppress(ImportError):  # the dev extra installs them all
         __import__(_module)
 

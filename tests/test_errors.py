@@ -531,3 +531,229 @@ def test_app_engine_of_another_kind_of_database(project: Project) -> None:
     assert probe.seen == set()
     assert not (project.path / "dev.db").exists()
     assert project.databases() == set()
+
+
+# -- 10. attributes that raise when read -------------------------------------------------------
+
+#: Application modules whose attribute cannot be read at import time, each in its own way.
+RAISING_ATTRIBUTES = """
+    class _Lazy:
+        @property
+        def engine(self):
+            raise RuntimeError("Working outside of application context.")
+
+    lazy = _Lazy()
+
+    def __getattr__(name):
+        if name == "settings":
+            raise RuntimeError("settings are not configured yet")
+        raise AttributeError(name)
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "problem"),
+    [
+        ("alchemy_engines", "app:lazy.engine", "RuntimeError: Working outside of application"),
+        ("alchemy_sessionmakers", "app:lazy.engine", "RuntimeError: Working outside"),
+        ("alchemy_metadata", "app:settings", "RuntimeError: settings are not configured yet"),
+    ],
+)
+def test_import_path_whose_attribute_raises(
+    project: Project, setting: str, value: str, problem: str
+) -> None:
+    project.write("app.py", RAISING_ATTRIBUTES)
+    project.ini(**{setting: value})
+    project.write("test_db.py", NEEDS_DB)
+    result, probe = run_probed(project)
+    assert result.ret == USAGE_ERROR
+    assert_short_message(result, f"{setting} = {value!r}", "raised", problem, "Fix:")
+    assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
+    assert project.databases() == set()
+
+
+# -- 11. an engine behind a function that does not give one -------------------------------------
+
+ENGINE_FUNCTIONS = """
+    from sqlalchemy import create_engine
+
+    def returns_a_string():
+        return "sqlite:///dev.db"
+
+    def raises():
+        raise RuntimeError("no configuration loaded")
+
+    def needs_an_argument(url):
+        return create_engine(url)
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("app:returns_a_string", "returned a str, not a SQLAlchemy Engine"),
+        ("app:raises", "raised RuntimeError: no configuration loaded"),
+        ("app:needs_an_argument", "cannot be called without arguments"),
+    ],
+)
+def test_engine_function_that_gives_no_engine(project: Project, value: str, problem: str) -> None:
+    project.write("app.py", ENGINE_FUNCTIONS)
+    project.ini(alchemy_engines=value)
+    project.write("test_db.py", NEEDS_DB)
+    result, probe = run_probed(project)
+    assert result.ret == USAGE_ERROR
+    assert_short_message(result, f"alchemy_engines entry {value!r}", problem, "Fix:")
+    assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
+    assert project.databases() == set()
+    assert not (project.path / "dev.db").exists()
+
+
+# -- 12. integrations that are not supported yet: Flask-SQLAlchemy, asyncio -------------------
+
+#: An application with a Flask-SQLAlchemy extension and SQLAlchemy's asyncio objects.
+UNSUPPORTED_APP = """
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy.ext.asyncio import (
+        async_scoped_session, async_sessionmaker, create_async_engine,
+    )
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(app)
+
+    async_engine = create_async_engine("postgresql+psycopg://app@127.0.0.1:1/app")
+    AsyncSessionLocal = async_sessionmaker(async_engine)
+    AsyncScoped = async_scoped_session(AsyncSessionLocal, scopefunc=lambda: 1)
+
+    def get_async_engine():
+        return async_engine
+"""
+
+FLASK_SQLALCHEMY = "Flask-SQLAlchemy support is not there yet"
+ASYNC = "async support is not there yet"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "fragments"),
+    [
+        ("alchemy_engines", "app:db", ["the Flask-SQLAlchemy extension", FLASK_SQLALCHEMY]),
+        ("alchemy_engines", "app:db.engine", ["needs an application context", FLASK_SQLALCHEMY]),
+        ("alchemy_sessionmakers", "app:db", ["the Flask-SQLAlchemy extension", FLASK_SQLALCHEMY]),
+        ("alchemy_sessionmakers", "app:db.session", ["db.session", FLASK_SQLALCHEMY]),
+        ("alchemy_engines", "app:async_engine", ["an AsyncEngine", ASYNC]),
+        ("alchemy_engines", "app:get_async_engine", ["returned an AsyncEngine", ASYNC]),
+        ("alchemy_sessionmakers", "app:AsyncSessionLocal", ["an async_sessionmaker", ASYNC]),
+        ("alchemy_sessionmakers", "app:AsyncScoped", ["an async_scoped_session", ASYNC]),
+    ],
+)
+def test_unsupported_integration_is_refused_with_what_to_list(
+    project: Project, setting: str, value: str, fragments: list[str]
+) -> None:
+    project.write("app.py", UNSUPPORTED_APP)
+    project.ini(**{setting: value})
+    project.write("test_db.py", NEEDS_DB)
+    result, probe = run_probed(project)
+    assert result.ret == USAGE_ERROR
+    fix = "until then list a plain" if fragments[-1] == FLASK_SQLALCHEMY else "sync driver"
+    assert_short_message(result, setting, repr(value), *fragments, fix)
+    assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
+    assert project.databases() == set()
+
+
+#: Async drivers of each backend's URLs (none needs to be installed for the message).
+ASYNC_DRIVERS = {
+    "sqlite": ["aiosqlite"],
+    "postgresql": ["asyncpg", "psycopg_async"],
+    "mariadb": ["aiomysql", "asyncmy"],
+}
+
+
+def async_url(backend: Backend, driver: str) -> str:
+    if backend.url is None:
+        return f"sqlite+{driver}:///app.db"
+    return server_url(backend, drivername=f"{make_url(backend.url).get_backend_name()}+{driver}")
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_async_driver_url_is_refused_before_anything_connects(
+    project: Project, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    driver = ASYNC_DRIVERS[project.backend.name][0]
+    project.write("test_db.py", NEEDS_DB)
+    result = run_with_url(project, monkeypatch, source, async_url(project.backend, driver))
+    assert result.ret == USAGE_ERROR
+    assert_short_message(
+        result,
+        f"{SOURCES[source]} names the async driver {driver!r}",
+        ASYNC,
+        f"Fix: use the sync driver for now, for example {SUGGESTED[project.backend.name]}.",
+    )
+    assert project.databases() == set()
+
+
+def test_every_async_driver_is_refused(project: Project) -> None:
+    project.ini()
+    project.write("test_db.py", NEEDS_DB)
+    for driver in ASYNC_DRIVERS[project.backend.name]:
+        result = project.run("--alchemy-url", async_url(project.backend, driver))
+        assert result.ret == USAGE_ERROR
+        assert_short_message(result, f"names the async driver {driver!r}", ASYNC)
+    assert project.databases() == set()
+
+
+# -- 13. a host name that does not resolve ------------------------------------------------------
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_host_that_does_not_resolve(project: Project) -> None:
+    # .invalid never resolves (RFC 2606): the resolver answers at once, nothing is sent.
+    url = server_url(project.backend, host="no-such-host.invalid")
+    project.ini()
+    project.write("test_db.py", NEEDS_DB)
+    start = time.monotonic()
+    result = project.run("--alchemy-url", url)
+    elapsed = time.monotonic() - start
+    assert elapsed < 4, f"the run took {elapsed:.1f}s"
+    assert result.ret not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    text = assert_short_message(
+        result,
+        "the host name 'no-such-host.invalid' does not resolve",
+        "(--alchemy-url = ",
+        "Fix: correct the host name in --alchemy-url",
+    )
+    assert "start the server" not in text
+    assert project.databases() == set()
+
+
+# -- 14. one form and documented exit codes for every error that stops the run --------------
+
+
+@pytest.mark.parametrize(
+    ("when", "code"),
+    [
+        ("configure", pytest.ExitCode.USAGE_ERROR),  # found before any test
+        ("fixture", pytest.ExitCode.USAGE_ERROR),  # a setting found when the database is needed
+        ("database", pytest.ExitCode.INTERRUPTED),  # the database, not a setting
+    ],
+)
+def test_every_stop_has_one_form_and_its_exit_code(
+    project: Project, when: str, code: pytest.ExitCode
+) -> None:
+    project.write("models.py", MODELS)
+    project.write("test_db.py", NEEDS_DB)
+    args: list[str] = []
+    if when == "configure":
+        project.ini()
+        args = ["--alchemy-url", "not a url"]
+    elif when == "fixture":
+        project.ini(alchemy_metadata="models:NoSuch")
+    else:
+        project.ini()
+        project.backend.create_foreign(project.path, project.test_db_name())
+    result = project.run(*args)
+    assert result.ret == code
+    text = assert_short_message(result)
+    starts = [line for line in text.splitlines() if line.startswith("ERROR: pytest-alchemy: ")]
+    assert len(starts) == 1, text
+    assert "_pytest.outcomes.Exit: pytest-alchemy:" not in text

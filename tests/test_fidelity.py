@@ -471,7 +471,11 @@ def test_password_in_the_query_string_is_hidden(models_project: Project) -> None
     assert "it exists but was not created by pytest-alchemy" in output(refused)
     for result in (passed, refused):
         assert secret not in output(result)
-    header = [line for line in passed.stdout.lines if line.startswith("alchemy: ")]
+    header = [
+        line
+        for line in passed.stdout.lines
+        if line.startswith("alchemy: ") and "[from " in line  # not the summary's line
+    ]
     assert len(header) == 1
     assert header[0].endswith(f"/{name}?password=*** [from --alchemy-url]")
     assert f"/{name}?password=***" in output(refused)

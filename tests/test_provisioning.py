@@ -594,3 +594,82 @@ def test_savepoint_rollback_after_commit_leaves_nothing(project: Project) -> Non
     )
     project.run("--alchemy-reuse-db", "-p", "no:randomly").assert_outcomes(passed=2)
     assert project.query("SELECT COUNT(*) FROM items") == [(0,)]
+
+
+# -- what the run did, in the terminal summary ------------------------------------------------
+
+
+def summary_lines(result: pytest.RunResult) -> list[str]:
+    """The plugin's summary lines: ``alchemy: ...`` lines other than the header's."""
+    return [
+        line
+        for line in result.stdout.lines
+        if line.startswith("alchemy: ") and not line.endswith("]")
+    ]
+
+
+def test_terminal_summary_says_what_happened_to_the_database(project: Project) -> None:
+    items_project(project)
+    name = project.test_db_name()
+    uses_db = "def test_db(db_session):\n    pass\n"
+    runs = [
+        # (new test module, options, the summary's last words)
+        ("test_a.py", (), "created"),
+        ("test_b.py", ("--alchemy-reuse-db",), "created"),
+        ("test_c.py", ("--alchemy-reuse-db",), "reused"),
+        (
+            "test_d.py",
+            ("--alchemy-reuse-db", "--alchemy-create-db"),
+            "rebuilt (--alchemy-create-db)",
+        ),
+    ]
+    for module, options, outcome in runs:
+        project.replace_tests(module, uses_db)
+        result = project.run(*options)
+        result.assert_outcomes(passed=1)
+        lines = summary_lines(result)
+        assert len(lines) == 1, result.stdout.str()
+        assert lines[0].startswith("alchemy: ") and " test database " in lines[0]
+        assert name in lines[0]
+        assert lines[0].endswith(f" {outcome}"), lines[0]
+
+    # A changed schema.
+    items_project(project, colour=True)
+    project.replace_tests("test_e.py", uses_db)
+    result = project.run("--alchemy-reuse-db")
+    assert summary_lines(result)[0].endswith(" rebuilt (schema changed)")
+
+    # A run that marks the database dirty (as when a test broke isolation): the next reuse
+    # run rebuilds it.
+    project.replace_tests(
+        "test_f.py",
+        """
+        def test_marks_dirty(db_session, _alchemy_database):
+            _alchemy_database.mark_dirty()
+        """,
+    )
+    project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
+    project.replace_tests("test_g.py", uses_db)
+    result = project.run("--alchemy-reuse-db")
+    assert summary_lines(result)[0].endswith(" rebuilt (left dirty by an earlier run)")
+    result = project.run("--alchemy-reuse-db")
+    assert summary_lines(result)[0].endswith(" reused")
+
+    # A kept database, then a plain run: rebuilt, then dropped.
+    result = project.run()
+    assert summary_lines(result)[0].endswith(" rebuilt (left by an earlier run)")
+    assert project.databases() == set()
+
+    # No database used: no summary line.
+    project.replace_tests("test_h.py", "def test_nothing():\n    pass\n")
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    assert summary_lines(result) == []
+
+
+def test_terminal_summary_under_xdist_does_not_fail(project: Project) -> None:
+    items_project(project)
+    project.replace_tests("test_x.py", "def test_db(db_session):\n    pass\n")
+    result = project.run_subprocess("-n", "2")
+    result.assert_outcomes(passed=1)
+    assert "INTERNALERROR" not in output(result)

@@ -423,3 +423,49 @@ def test_autocommit_engine_keeps_statements_and_still_leaves_nothing(project: Pr
     )
     project.run("--alchemy-reuse-db").assert_outcomes(passed=2)
     assert_tables_empty(project)
+
+
+# -- an engine behind a function ------------------------------------------------------------
+
+#: The application creates its engine on first call of a cached function.
+ENGINE_FACTORY = (
+    MODELS
+    + """
+    import functools
+
+    calls = []
+
+    @functools.lru_cache
+    def get_engine():
+        calls.append(1)
+        return create_engine(os.environ.get("APP_DATABASE_URL", "sqlite:///dev.db"))
+"""
+)
+
+
+def test_engine_given_as_a_function_is_called_once_and_routed(project: Project) -> None:
+    project.write("models.py", ENGINE_FACTORY)
+    project.ini(
+        alchemy_metadata="models:Base",
+        alchemy_engines="models:get_engine",
+        alchemy_url_env="APP_DATABASE_URL",
+    )
+    write_tests(
+        project,
+        "test_factory.py",
+        """
+        @pytest.fixture(params=[1, 2])
+        def n(request):
+            return request.param
+
+        def test_factory_engine_joins_the_test(db_session, n):
+            with models.get_engine().begin() as conn:
+                conn.execute(insert(User), {"email": f"factory{n}@x"})
+            assert emails(db_session) == [f"factory{n}@x"]
+            assert models.calls == [1]
+        """,
+    )
+    result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=2)
+    assert_tables_empty(project)
+    assert_no_dev_database(project)

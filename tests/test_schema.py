@@ -380,3 +380,26 @@ def test_missing_alembic_ini_is_named(project: Project) -> None:
     assert "Traceback" not in text
     assert "must not run" not in text
     assert project.databases() == set()
+
+
+def test_failing_env_py_is_named_with_a_fix(project: Project) -> None:
+    alembic_project(project, env_py=ENV_PY + '\nraise RuntimeError("env.py is broken")\n')
+    project.write(
+        "test_db.py",
+        """
+        def test_db(db_session):
+            raise AssertionError("must not run")
+        """,
+    )
+    result = project.run()
+    text = output(result)
+    assert result.ret == pytest.ExitCode.INTERRUPTED, text
+    env_py = project.path / "migrations" / "env.py"
+    assert (
+        f"ERROR: pytest-alchemy: 'alembic upgrade head' failed in the Alembic env.py at "
+        f"{env_py}: RuntimeError: env.py is broken\n"
+        "Fix: correct it, or build from metadata with --alchemy-no-migrations."
+    ) in text
+    assert "Traceback" not in text
+    assert "must not run" not in text
+    assert project.databases() == set()

@@ -7,14 +7,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ._errors import AlchemyError, connect_error
 from ._schema import NoSchema, SchemaSource
 from ._urls import render_url
-from .provision import Marker, Provisioner, provisioner_for
+from .provision import Marker, Provisioner, plugin_engine, provisioner_for
 
 
 class TestDatabase:
@@ -49,8 +48,12 @@ class TestDatabase:
         self.recreate = recreate
         self.engine_options = engine_options or {}
         self.reused = False
+        #: What this run did to the database, for the terminal summary: "created",
+        #: "rebuilt (<why>)" or "reused"; ``None`` until it is set up.
+        self.outcome: str | None = None
         self._engine: Engine | None = None
         self._ready = False
+        self._dirtied = False
         self._touched = False
         self._failure: AlchemyError | None = None
         self._lock = threading.RLock()
@@ -71,7 +74,7 @@ class TestDatabase:
         with self._lock:
             if self._engine is None:
                 options = {**self.provisioner.engine_options(), **self.engine_options}
-                self._engine = create_engine(self.url, **options)
+                self._engine = plugin_engine(self.url, **options)
             return self._engine
 
     def setup(self) -> Engine:
@@ -99,6 +102,7 @@ class TestDatabase:
         with self._lock:
             self._ready = False
             self.recreate = True
+            self._dirtied = True
             if self.provisioner.exists(self.name):
                 self._check_ours("mark")
                 self.provisioner.write_marker(self.name, Marker(None))
@@ -110,13 +114,16 @@ class TestDatabase:
                 f"pytest-alchemy: refusing to use the base database {self.name!r} as a test one."
             )
         fingerprint = self.schema.fingerprint(provisioner.dialect)
+        outcome = "created"
         if provisioner.exists(self.name):
             marker = self._check_ours("use")
             if self.reuse and not self.recreate and marker.fingerprint == fingerprint:
                 self.reused = True
                 self._touched = True
                 self._connect().dispose()
+                self.outcome = "reused"
                 return
+            outcome = f"rebuilt ({self._rebuild_reason(marker, fingerprint)})"
             busy = provisioner.sessions(self.name)
             if busy:
                 raise AlchemyError(
@@ -136,11 +143,24 @@ class TestDatabase:
             engine.dispose()  # connections made while building may carry migration state
         provisioner.write_marker(self.name, Marker(fingerprint))
         self.recreate = False
+        self._dirtied = False
+        self.outcome = outcome
+
+    def _rebuild_reason(self, marker: Marker, fingerprint: str) -> str:
+        if self._dirtied:
+            return "a test committed to it for real"
+        if self.recreate:
+            return "--alchemy-create-db"
+        if marker.fingerprint is None:  # half-built, or marked dirty
+            return "left dirty by an earlier run"
+        if self.reuse:
+            return "schema changed"
+        return "left by an earlier run"
 
     def _connect(self) -> Engine:
         """A separate engine for building (never routed), connection checked."""
         options = {**self.provisioner.engine_options(), **self.engine_options}
-        engine = create_engine(self.url, **options)
+        engine = plugin_engine(self.url, **options)
         self.provisioner.configure_engine(engine)
         try:
             engine.connect().close()

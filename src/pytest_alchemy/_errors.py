@@ -38,10 +38,18 @@ _UNREACHABLE_WORDS = (
     "timeout",
     "timed out",
     "no route to host",
+    "lost connection",
+)
+#: What resolvers and drivers say about a host name that does not resolve.
+_UNRESOLVED_WORDS = (
     "name or service not known",
     "could not translate host name",
+    "failed to resolve host",
     "nodename nor servname",
-    "lost connection",
+    "temporary failure in name resolution",
+    "no address associated with hostname",
+    "getaddrinfo failed",
+    "unknown host",
 )
 
 
@@ -58,6 +66,8 @@ def connect_error(exc: BaseException, url: URL, source: str) -> AlchemyError:
             f"({source} = {shown}): {reason}\n"
             f"Fix: correct the user name and password in {source}."
         )
+    if url.host and any(word in lowered for word in _UNRESOLVED_WORDS):
+        return unresolved_host(url, source, reason)
     if any(word in lowered for word in _UNREACHABLE_WORDS):
         return AlchemyError(
             f"pytest-alchemy: the database server at {where} does not answer "
@@ -67,6 +77,15 @@ def connect_error(exc: BaseException, url: URL, source: str) -> AlchemyError:
     return AlchemyError(
         f"pytest-alchemy: cannot connect to {shown} ({source}): {reason}\n"
         f"Fix: check the server and the URL in {source}."
+    )
+
+
+def unresolved_host(url: URL, source: str, reason: str) -> AlchemyError:
+    """The host name in the URL does not resolve: no server to start, a name to correct."""
+    return AlchemyError(
+        f"pytest-alchemy: the host name {url.host!r} does not resolve "
+        f"({source} = {render_url(url)}): {reason}\n"
+        f"Fix: correct the host name in {source}, or make it resolve (DNS, /etc/hosts)."
     )
 
 

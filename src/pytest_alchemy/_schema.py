@@ -137,7 +137,8 @@ class AlembicSchema:
         except Exception as exc:
             raise AlchemyError(
                 f"pytest-alchemy: Alembic cannot read the revisions of {self.description}: "
-                f"{first_line(exc)}"
+                f"{first_line(exc)}\nFix: correct the revision files, until 'alembic "
+                "history' reads them."
             ) from None
         parts = [b"alembic", dialect.name.encode()]
         for path in [Path(scripts.env_py_location), *paths]:
@@ -206,7 +207,10 @@ class AlembicSchema:
                 "with --alchemy-no-migrations."
             )
         where = f"the Alembic env.py at {env_py}" if in_env_py else self.description
-        return AlchemyError(f"pytest-alchemy: 'alembic upgrade head' failed in {where}: {reason}")
+        return AlchemyError(
+            f"pytest-alchemy: 'alembic upgrade head' failed in {where}: {reason}\n"
+            "Fix: correct it, or build from metadata with --alchemy-no-migrations."
+        )
 
 
 class ForeignConnectionRefused(Exception):

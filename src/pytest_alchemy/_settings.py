@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import importlib
+import inspect
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from ._errors import SettingError
+from ._errors import SettingError, first_line
 from ._urls import parse_url
 
 URL_ENV = "PYTEST_ALCHEMY_URL"
@@ -147,6 +148,21 @@ def import_object(path: str, setting: str) -> Any:
                 f"pytest-alchemy: {setting} = {path!r}: {module_name!r} has no attribute "
                 f"{attr_path!r}.\nFix: name an attribute the module defines."
             ) from None
+        except Exception as exc:
+            # A property, a module __getattr__ or a proxy that needs some set-up first
+            # (Flask's application context...).
+            if _flask_sqlalchemy_kind(target) is not None:  # db.engine outside the app
+                raise SettingError(
+                    f"pytest-alchemy: {setting} = {path!r} reads {part!r} of "
+                    f"{_flask_sqlalchemy_kind(target)}, which needs an application context; "
+                    f"{_FLASK_SQLALCHEMY}"
+                ) from None
+            reason = first_line(exc).rstrip(".")
+            raise SettingError(
+                f"pytest-alchemy: {setting} = {path!r}: reading {part!r} raised "
+                f"{type(exc).__name__}: {reason}.\nFix: name an object that can be read "
+                "right after import, without an application context or other set-up."
+            ) from None
     return target
 
 
@@ -163,16 +179,66 @@ def as_metadata(obj: Any, setting: str) -> MetaData:
     )
 
 
-def as_engine(obj: Any, setting: str) -> Engine:
+def as_engine(obj: Any, setting: str, *, call: bool = False) -> Engine:
+    """An ``Engine``; with ``call``, also what a zero-argument function (for example a
+    ``functools.lru_cache``'d ``get_engine()``) returns, calling it once."""
     if isinstance(obj, Engine):
         return obj
+    _refuse_unsupported(obj, f"{setting} is")
+    if call and _is_engine_function(obj):
+        result = _call_engine_function(obj, setting)
+        if isinstance(result, Engine):
+            return result
+        _refuse_unsupported(result, f"{setting} is a function that returned")
+        raise SettingError(
+            f"pytest-alchemy: {setting} is a function that returned a "
+            f"{type(result).__name__}, not a SQLAlchemy Engine.\nFix: name the Engine "
+            "itself, or a function that takes no arguments and returns it."
+        )
     raise SettingError(
         f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a SQLAlchemy Engine.\n"
         "Fix: list the application's Engine objects (module:attribute), one a line."
     )
 
 
+def load_engine(path: str) -> Engine:
+    """The Engine that an ``alchemy_engines`` line names (or that the function it names
+    returns)."""
+    return as_engine(
+        import_object(path, "alchemy_engines"), f"alchemy_engines entry {path!r}", call=True
+    )
+
+
+def _is_engine_function(obj: Any) -> bool:
+    # Classes (a declarative base...) and session factories are callable too, but calling
+    # them makes no engine.
+    return callable(obj) and not isinstance(obj, (type, sessionmaker, scoped_session))
+
+
+def _call_engine_function(function: Any, setting: str) -> Any:
+    try:
+        inspect.signature(function).bind()
+    except TypeError:
+        raise SettingError(
+            f"pytest-alchemy: {setting} is a function that cannot be called without "
+            "arguments.\nFix: name the Engine itself, or a function that takes no arguments "
+            "and returns it."
+        ) from None
+    except ValueError:  # no signature to read (some builtins): just call it
+        pass
+    try:
+        return function()
+    except Exception as exc:
+        reason = first_line(exc).rstrip(".")
+        raise SettingError(
+            f"pytest-alchemy: {setting} is a function, and calling it raised "
+            f"{type(exc).__name__}: {reason}.\nFix: make it return the application's "
+            "Engine when called at start-up, or name the Engine itself."
+        ) from None
+
+
 def as_session_factory(obj: Any, setting: str) -> sessionmaker[Any] | scoped_session[Any]:
+    _refuse_unsupported(obj, f"{setting} is")
     if isinstance(obj, sessionmaker):
         return obj
     if isinstance(obj, scoped_session) and isinstance(obj.session_factory, sessionmaker):
@@ -182,3 +248,59 @@ def as_session_factory(obj: Any, setting: str) -> sessionmaker[Any] | scoped_ses
         "scoped_session over one.\nFix: list the application's sessionmaker / "
         "scoped_session objects (module:attribute), one a line."
     )
+
+
+# -- integrations that are not supported yet ------------------------------------------------
+# Recognised by the modules their classes come from, so that nothing is imported for the
+# check (Flask-SQLAlchemy may not be installed; sqlalchemy.ext.asyncio needs greenlet).
+
+_FLASK_SQLALCHEMY = (
+    "Flask-SQLAlchemy support is not there yet (it has its own issue).\n"
+    "Fix: until then list a plain sessionmaker / Engine: the application's own "
+    "sessionmaker(bind=engine) in alchemy_sessionmakers and create_engine(...) in "
+    "alchemy_engines."
+)
+_ASYNCIO = (
+    "async support is not there yet.\n"
+    "Fix: for now list a synchronous Engine / sessionmaker on a sync driver (for example "
+    "postgresql+psycopg), and test through those."
+)
+
+
+def _in_package(cls: type, package: str) -> bool:
+    module = getattr(cls, "__module__", None) or ""
+    return module == package or module.startswith(f"{package}.")
+
+
+def _flask_sqlalchemy_kind(obj: Any) -> str | None:
+    """What a Flask-SQLAlchemy object is, in words; ``None`` for anything else."""
+    classes = list(type(obj).__mro__)
+    factory = obj.session_factory if isinstance(obj, scoped_session) else obj
+    if isinstance(factory, sessionmaker):  # db.session: a scoped_session of its Session
+        classes.extend(factory.class_.__mro__)
+    if not any(_in_package(cls, "flask_sqlalchemy") for cls in classes):
+        return None
+    if isinstance(obj, scoped_session):
+        return "Flask-SQLAlchemy's db.session (a scoped_session of its Session class)"
+    if isinstance(obj, sessionmaker):
+        return "a sessionmaker of Flask-SQLAlchemy's Session class"
+    if type(obj).__name__ == "SQLAlchemy":
+        return "the Flask-SQLAlchemy extension (db = SQLAlchemy())"
+    return f"a Flask-SQLAlchemy {type(obj).__name__}"
+
+
+def _asyncio_kind(obj: Any) -> str | None:
+    """What an object of SQLAlchemy's asyncio extension is, in words; ``None`` otherwise."""
+    if any(_in_package(cls, "sqlalchemy.ext.asyncio") for cls in type(obj).__mro__):
+        return f"an {type(obj).__name__} (sqlalchemy.ext.asyncio)"
+    return None
+
+
+def _refuse_unsupported(obj: Any, subject: str) -> None:
+    """Stop on a Flask-SQLAlchemy or asyncio object, with what to list instead."""
+    kind = _flask_sqlalchemy_kind(obj)
+    if kind is not None:
+        raise SettingError(f"pytest-alchemy: {subject} {kind}; {_FLASK_SQLALCHEMY}")
+    kind = _asyncio_kind(obj)
+    if kind is not None:
+        raise SettingError(f"pytest-alchemy: {subject} {kind}; {_ASYNCIO}")

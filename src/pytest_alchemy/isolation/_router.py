@@ -10,13 +10,16 @@ they happen in. Any other connection opened to the test database while routing i
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import sysconfig
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import Session
@@ -24,6 +27,7 @@ from sqlalchemy.pool import Pool
 
 from .._errors import IsolationError
 from .._urls import render_url
+from ..provision import is_plugin_dialect
 from ._ledger import Ledger
 from ._virtual import VirtualConnection, virtual_class
 
@@ -144,11 +148,10 @@ class Router:
         def check(
             dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
         ) -> None:
-            if getattr(self._plugin, "depth", 0) or not aimed_at_test_database(
-                dialect, cargs, cparams
-            ):
+            if getattr(self._plugin, "depth", 0) or is_plugin_dialect(dialect):
                 return
-            raise IsolationError(_unknown_engine(dialect))
+            if aimed_at_test_database(dialect, cargs, cparams):
+                raise IsolationError(_unknown_engine(dialect))
 
         event.listen(Engine, "do_connect", check)
         self._stack.callback(event.remove, Engine, "do_connect", check)
@@ -162,18 +165,23 @@ def _unknown_engine(dialect: Dialect) -> str:
     engine = engines[0] if engines else None
     shown = render_url(engine.url) if engine is not None else dialect.name
     where = _module_attribute(engine) if engine is not None else None
-    listed = where or "module:get_engine (a function that returns it)"
     called = _caller()
+    listing = (
+        f"alchemy_engines = {where}"
+        if where
+        else "alchemy_engines = package.module:get_engine (a function that returns it)"
+    )
     return (
         f"pytest-alchemy: an engine that pytest-alchemy does not route ({shown}"
         f"{', ' + where if where else ''}) connected to the test database"
         f"{' from ' + called if called else ''}; its writes would stay behind, so the "
-        f"connection was stopped before it was made.\nFix: list it in alchemy_engines "
-        f"({listed}), so that it joins each test's transaction."
+        f"connection was stopped before it was made.\nFix: list it ({listing}), so "
+        "that it joins each test's transaction."
     )
 
 
 def _module_attribute(engine: Engine) -> str | None:
+    """Where a module keeps ``engine``: ``package.module:name``."""
     for name, module in list(sys.modules.items()):
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict) or name.startswith(("sqlalchemy", "_pytest")):
@@ -184,11 +192,15 @@ def _module_attribute(engine: Engine) -> str | None:
     return None
 
 
+_SKIPPED = (
+    *{os.path.realpath(sysconfig.get_paths()["stdlib"]), os.path.realpath(sqlalchemy.__path__[0])},
+    os.path.realpath(os.path.dirname(os.path.dirname(__file__))),
+)
+
+
 def _caller() -> str | None:
     """The first frame outside SQLAlchemy, pytest-alchemy and the standard library."""
     for frame in reversed(traceback.extract_stack()[:-1]):
-        path = frame.filename.replace("\\", "/")
-        if any(part in path for part in ("/sqlalchemy/", "/pytest_alchemy/", "/lib/python")):
-            continue
-        return f"{frame.filename}:{frame.lineno}"
+        if not os.path.realpath(frame.filename).startswith(_SKIPPED):
+            return f"{frame.filename}:{frame.lineno}"
     return None

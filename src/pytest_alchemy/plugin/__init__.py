@@ -31,8 +31,10 @@ from ._hooks import (
 from ._options import (
     pytest_addoption,
     pytest_configure,
+    pytest_keyboard_interrupt,
     pytest_load_initial_conftests,
     pytest_report_header,
+    pytest_terminal_summary,
     pytest_unconfigure,
 )
 
@@ -58,10 +60,12 @@ __all__ = [
     "pytest_addoption",
     "pytest_configure",
     "pytest_fixture_setup",
+    "pytest_keyboard_interrupt",
     "pytest_load_initial_conftests",
     "pytest_report_header",
     "pytest_runtest_call",
     "pytest_runtest_setup",
     "pytest_runtest_teardown",
+    "pytest_terminal_summary",
     "pytest_unconfigure",
 ]

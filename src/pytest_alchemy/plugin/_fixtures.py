@@ -20,7 +20,7 @@ from .._database import TestDatabase
 from .._errors import AlchemyError, SettingError
 from .._routing import EngineRedirect
 from .._schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
-from .._settings import as_engine, as_metadata, as_session_factory, import_object
+from .._settings import as_engine, as_metadata, as_session_factory, import_object, load_engine
 from .._urls import parse_url
 from ._isolation import RunIsolation
 from ._state import guarded, state_of, stop
@@ -57,9 +57,10 @@ def alchemy_no_migrations(pytestconfig: pytest.Config) -> bool:
 
 @pytest.fixture(scope="session")
 def alchemy_engines(pytestconfig: pytest.Config) -> Sequence[Engine]:
-    """The application's own engines, routed into the test database and transaction."""
+    """The application's own engines, routed into the test database and transaction (a
+    line that names a function gives the Engine it returns, called once, here)."""
     paths = state_of(pytestconfig).settings.engines
-    return [guarded(partial(import_object, p, "alchemy_engines")) for p in paths]
+    return [guarded(partial(load_engine, p)) for p in paths]
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +147,7 @@ def _alchemy_database(
             recreate=alchemy_create_db,
         )
     )
+    state.database = database
     try:
         yield database
     finally:

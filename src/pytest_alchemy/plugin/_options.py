@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -145,3 +146,29 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"alchemy: {url.get_backend_name()} test database {render_url(url)}{suffix}"
         f" [from {settings.url_source}]"
     ]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's capture has stopped
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """A run stopped by pytest-alchemy shows its error in the form of pytest's usage
+    errors (``ERROR: pytest-alchemy: ...`` on stderr), whether a setting or the database."""
+    error = excinfo.value.__cause__
+    if isinstance(error, AlchemyError):
+        sys.stdout.flush()
+        sys.stderr.write(f"\nERROR: {error}\n\n")
+        sys.stderr.flush()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """One line on what the run did to its test database (created, rebuilt and why, or
+    reused); nothing when no test used one. Under xdist each worker has its own database
+    and the controller none, so nothing is shown there."""
+    state = config.stash.get(STATE, None)
+    database = state.database if state is not None else None
+    if database is None or database.outcome is None:
+        return
+    terminalreporter.write_line(
+        f"alchemy: {database.backend} test database {render_url(database.url)} {database.outcome}"
+    )

@@ -31,6 +31,8 @@ class RunState:
     scopes: ScopeTracker = field(default_factory=ScopeTracker)
     #: The shared connection and routing, once a test needs them.
     isolation: RunIsolation | None = None
+    #: The run's test database, for the terminal summary.
+    database: TestDatabase | None = None
 
 
 STATE = pytest.StashKey[RunState]()
@@ -71,7 +73,11 @@ def stop(exc: AlchemyError) -> NoReturn:
         if isinstance(exc, SettingError)
         else pytest.ExitCode.INTERRUPTED
     )
-    raise pytest.exit.Exception(str(exc), returncode=code) from None
+    # pytest shows an exit's message framed as "!!! _pytest.outcomes.Exit: ... !!!";
+    # pytest_keyboard_interrupt prints the error itself as pytest prints usage errors.
+    raise pytest.exit.Exception(
+        f"pytest-alchemy stopped the run (exit code {int(code)})", returncode=code
+    ) from exc
 
 
 def guarded(action: Callable[[], T]) -> T:

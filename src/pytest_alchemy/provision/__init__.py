@@ -9,7 +9,14 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError
 
 from .._errors import SettingError
-from ._base import MARKER_TABLE, Marker, Provisioner, ServerProvisioner
+from ._base import (
+    MARKER_TABLE,
+    Marker,
+    Provisioner,
+    ServerProvisioner,
+    is_plugin_dialect,
+    plugin_engine,
+)
 from ._mysql import MySQLProvisioner
 from ._postgresql import PostgresProvisioner
 from ._sqlite import SQLiteProvisioner
@@ -19,6 +26,8 @@ __all__ = [
     "Marker",
     "Provisioner",
     "ServerProvisioner",
+    "is_plugin_dialect",
+    "plugin_engine",
     "provisioner_class",
     "provisioner_for",
     "register",
@@ -55,7 +64,8 @@ def provisioner_class(url: URL, source: str) -> type[Provisioner]:
 
 
 def check_driver(url: URL, source: str) -> None:
-    """Fail early, naming the pip extra, when the URL's driver is not installed."""
+    """Fail early, naming the pip extra, when the URL's driver is not installed (or is an
+    async one, which the plugin cannot use yet)."""
     cls = provisioner_class(url, source)
     try:
         dialect_cls = url.get_dialect()
@@ -65,6 +75,14 @@ def check_driver(url: URL, source: str) -> None:
             f"does not know.\nFix: use a driver SQLAlchemy supports, for example "
             f"{_suggestion(cls)}."
         ) from None
+    if getattr(dialect_cls, "is_async", False):
+        # Before the driver is imported: asyncpg, aiosqlite... need not be installed for
+        # this message, and nothing connects with a driver that cannot serve the run.
+        raise SettingError(
+            f"pytest-alchemy: {source} names the async driver {url.get_driver_name()!r} "
+            f"({url.drivername}://...); async support is not there yet.\nFix: use the sync "
+            f"driver for now, for example {_suggestion(cls)}."
+        )
     try:
         dialect_cls.import_dbapi()
     except ImportError as exc:

@@ -50,6 +50,24 @@ def _nothing() -> None:
     return None
 
 
+#: Set on the dialect of every engine the plugin makes for itself (building, marking,
+#: administration): their connections to the test database are the plugin's own.
+OWN_DIALECT = "_pytest_alchemy_own"
+
+
+def plugin_engine(url: URL, **options: Any) -> Engine:
+    """``create_engine`` for the plugin's own work, marked as such (see
+    :func:`is_plugin_dialect`)."""
+    engine = create_engine(url, **options)
+    setattr(engine.dialect, OWN_DIALECT, True)
+    return engine
+
+
+def is_plugin_dialect(dialect: Dialect) -> bool:
+    """Whether a dialect belongs to an engine :func:`plugin_engine` made."""
+    return bool(getattr(dialect, OWN_DIALECT, False))
+
+
 class Provisioner(abc.ABC):
     """Creates, marks, inspects and drops test databases on one kind of server.
 
@@ -198,7 +216,7 @@ class ServerProvisioner(Provisioner):
         for index, url in enumerate(candidates):
             # A pooled engine: the few administrative statements of a run share one
             # connection; close() disposes of it.
-            engine = create_engine(
+            engine = plugin_engine(
                 url, pool_size=1, isolation_level="AUTOCOMMIT", **self.engine_options()
             )
             try:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from .._errors import AlchemyError
+from .._errors import AlchemyError, unresolved_host
 from .._urls import render_url
 from ._base import MARKER_TABLE, Marker, ServerProvisioner
 
@@ -51,8 +51,10 @@ class MySQLProvisioner(ServerProvisioner):
                 f"{self.connect_timeout} seconds.\n"
                 f"Fix: start the server, or point {self.source} at one that is running."
             ) from None
+        except socket.gaierror as exc:
+            raise unresolved_host(url, self.source, str(exc)) from None
         except OSError:
-            return  # refused, unknown host...: the driver's own error says it best
+            return  # refused, unreachable...: the driver's own error says it best
 
     def exists(self, name: str) -> bool:
         sql = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"

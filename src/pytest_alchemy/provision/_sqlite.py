@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from .._errors import AlchemyError
-from ._base import MARKER_TABLE, Marker, Provisioner
+from ._base import MARKER_TABLE, Marker, Provisioner, plugin_engine
 
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 
@@ -110,7 +110,7 @@ class SQLiteProvisioner(Provisioner):
             engine.dispose()
 
     def _marker_engine(self, name: str) -> Engine:
-        return create_engine(self.test_url(name), poolclass=NullPool)
+        return plugin_engine(self.test_url(name), poolclass=NullPool)
 
     def describe_connect_args(self, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> str:
         target = cargs[0] if cargs else cparams.get("database", "?")
