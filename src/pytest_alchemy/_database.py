@@ -36,6 +36,7 @@ class TestDatabase:
         reuse: bool = False,
         recreate: bool = False,
         engine_options: dict[str, Any] | None = None,
+        lock_timeout: float = 10.0,
     ) -> None:
         self.provisioner: Provisioner = provisioner_for(
             base_url, source=source, sqlite_dir=sqlite_dir
@@ -47,6 +48,7 @@ class TestDatabase:
         self.reuse = reuse
         self.recreate = recreate
         self.engine_options = engine_options or {}
+        self.lock_timeout = lock_timeout
         self.reused = False
         #: What this run did to the database, for the terminal summary: "created",
         #: "rebuilt (<why>)" or "reused"; ``None`` until it is set up.
@@ -121,6 +123,7 @@ class TestDatabase:
                 self.reused = True
                 self._touched = True
                 self._connect().dispose()
+                provisioner.configure_database(self.name, self.lock_timeout)
                 self.outcome = "reused"
                 return
             outcome = f"rebuilt ({self._rebuild_reason(marker, fingerprint)})"
@@ -142,6 +145,7 @@ class TestDatabase:
         finally:
             engine.dispose()  # connections made while building may carry migration state
         provisioner.write_marker(self.name, Marker(fingerprint))
+        provisioner.configure_database(self.name, self.lock_timeout)
         self.recreate = False
         self._dirtied = False
         self.outcome = outcome

@@ -39,6 +39,7 @@ class IsolatedTransaction:
         self.lock_timeout = lock_timeout
         self._stack = ExitStack()
         self._router: Router | None = None
+        self._ledger: Ledger | None = None
         self._connection: Connection | None = None
 
     @property
@@ -69,7 +70,7 @@ class IsolatedTransaction:
             context=lambda: context,
             lock_timeout=self.lock_timeout,
         )
-        self._stack.callback(ledger.close)
+        self._ledger = ledger
         router = Router(ledger)
         self._stack.callback(router.close)
         self._router = router
@@ -114,10 +115,15 @@ class IsolatedTransaction:
     def close(self) -> None:
         """Roll everything back, close every session, undo every routing."""
         try:
-            self._stack.close()
+            if self._ledger is not None:
+                self._ledger.close()  # first: what is still open has nothing to undo
         finally:
-            self._router = None
-            self._connection = None
+            try:
+                self._stack.close()
+            finally:
+                self._ledger = None
+                self._router = None
+                self._connection = None
 
     def __enter__(self) -> IsolatedTransaction:
         self.begin()

@@ -100,6 +100,8 @@ class Router:
                 engine.pool = pool
 
         self._stack.callback(undo)
+        if ledger.connected:
+            self.initialize_dialects()
 
     def _stamp(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if isinstance(dbapi_connection, VirtualConnection):

@@ -145,6 +145,7 @@ def _alchemy_database(
             suffix=state.suffix,
             reuse=alchemy_reuse_db,
             recreate=alchemy_create_db,
+            lock_timeout=settings.lock_timeout,
         )
     )
     state.database = database

@@ -169,6 +169,11 @@ class Provisioner(abc.ABC):
     def write_marker(self, name: str, marker: Marker) -> None:
         """Record the marker on a database that the plugin created."""
 
+    def configure_database(self, name: str, lock_timeout: float) -> None:  # noqa: B027
+        """Per-database settings every run applies (after creating or reusing it):
+        ``lock_timeout`` (seconds) bounds lock waits of any connection to it, where the
+        server has such a setting."""
+
     def describe_connect_args(self, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> str:
         """Which database a driver connect call is aimed at, for messages."""
         host = cparams.get("host", "localhost")

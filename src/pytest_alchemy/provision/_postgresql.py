@@ -64,6 +64,16 @@ class PostgresProvisioner(ServerProvisioner):
                 conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
             )
 
+    def configure_database(self, name: str, lock_timeout: float) -> None:
+        # PostgreSQL waits for a lock forever by default; this bounds the wait of every
+        # new connection to the test database, other processes' included.
+        with self.admin() as conn:
+            self.run_ddl(
+                conn,
+                f"ALTER DATABASE {self.quote(name)} SET lock_timeout = {int(lock_timeout * 1000)}",
+                action="set the test database's lock_timeout",
+            )
+
     def sessions(self, name: str) -> int:
         return int(self.scalar(f"SELECT count(*) {_OTHER_SESSIONS}", name=name) or 0)
 
