@@ -15,6 +15,10 @@ class Driver:
 
     backends: ClassVar[tuple[str, ...]] = ()
     begin_sql: ClassVar[str] = "BEGIN"
+    #: Whether a statement's rows are read at once: a driver whose statements stay in
+    #: progress until their last row is read would refuse the savepoints of another
+    #: connection (or thread) meanwhile.
+    buffer_results: ClassVar[bool] = False
 
     def __init__(self, dialect: Any) -> None:
         self.dialect = dialect
@@ -54,13 +58,14 @@ class PostgresDriver(Driver):
         return None if status is None else int(status) != 0  # 0: IDLE (psycopg, psycopg2)
 
 
-#: Statements that commit implicitly on MariaDB / MySQL (their documentation's list),
-#: except ``CREATE`` / ``DROP TEMPORARY TABLE``.
+#: First words of statements that commit implicitly on MariaDB / MySQL (their manuals'
+#: "Statements That Cause an Implicit Commit"), except ``CREATE`` / ``DROP TEMPORARY
+#: TABLE``. ``UNLOCK TABLES`` commits only after ``LOCK TABLES``, which is refused.
 _MYSQL_IMPLICIT: Final = frozenset(
     (
-        "alter", "create", "drop", "rename", "truncate", "lock", "unlock", "grant", "revoke",
-        "analyze", "optimize", "repair", "check", "flush", "reset", "cache", "load",
-        "install", "uninstall",
+        "alter", "create", "drop", "rename", "truncate", "lock", "grant", "revoke",
+        "analyze", "optimize", "repair", "check", "flush", "reset", "cache", "install",
+        "uninstall",
     )
 )  # fmt: skip
 _TEMPORARY: Final = re.compile(r"\s*(create|drop)\s+temporary\s", re.IGNORECASE)
@@ -91,6 +96,7 @@ class MySQLDriver(Driver):
 
 class SQLiteDriver(Driver):
     backends = ("sqlite",)
+    buffer_results = True  # "cannot release savepoint - SQL statements in progress"
 
     def prepare(self, pooled: Any, dbapi: Any, lock_timeout: float) -> None:
         super().prepare(pooled, dbapi, lock_timeout)

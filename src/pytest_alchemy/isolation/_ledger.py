@@ -234,7 +234,11 @@ class Ledger:
         scope's is not (a wider-scoped fixture set up late) is refused: its rows would be
         undone with the narrower scope."""
         if self._unobserved:
-            waiting = [(e, error) for e, error in self._unobserved if e.rollback_pending]
+            waiting = [
+                (e, error)
+                for e, error in self._unobserved
+                if e.rollback_pending and e in self.entries
+            ]
             self._unobserved = []
             self.deferred.extend(error for _, error in waiting)
         context = self.context()
@@ -284,6 +288,7 @@ class Ledger:
             position = self.entries.index(entry)
             self._ensured = None
             for lost in self.entries[position + 1 :]:
+                lost.rollback_pending = False
                 self._lose_owner(lost.owner, f"it was rolled back when {layer.opener} ended")
             del self.layers[index:]
             del self.entries[position + 1 :]
@@ -451,9 +456,11 @@ class Ledger:
             if not keep:
                 # SQLAlchemy (or the pool) ends its transaction all the same: the rollback
                 # is kept pending, carried out once nothing else is in the way.
+                told = entry.rollback_pending  # refused (and raised) before
                 entry.rollback_pending = True
                 if defer:  # a close or a pool's reset: it matters only if seen
-                    self._unobserved.append((entry, error))
+                    if not told:
+                        self._unobserved.append((entry, error))
                     return PENDING
             if not defer and sys.exc_info()[1] is None:
                 raise error
@@ -495,9 +502,10 @@ class Ledger:
                 sorted({_label(w) for e in foreign for w in e.writers if w is not owner})
             )
             why = (
-                f"{others} wrote while it was open (and committed, or is still open); in a "
-                "test they share one database connection, so this rollback would undo "
-                "that work too, which production would keep"
+                f"{others} wrote while it was open (a transaction opened later that "
+                "committed, or statements run inside it); in a test they share one "
+                "database connection, so this rollback would undo that work too, which "
+                "production would keep"
             )
             fix = "End this transaction before the other one writes, or use one for both"
         return (

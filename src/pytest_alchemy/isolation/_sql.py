@@ -27,8 +27,11 @@ _SAVEPOINT: Final = re.compile(
     r"|(?P<rollback_to>ROLLBACK)(?:\s+WORK)?\s+TO(?:\s+SAVEPOINT)?)\s+" + _NAME + r"\s*;?\s*\Z",
     re.IGNORECASE,
 )
-#: First words of statements that only read.
-_READING: Final = frozenset(("select", "show", "explain", "pragma", "describe", "values", "with"))
+#: First words of statements that change no data: reads, and session settings (``SET
+#: NAMES`` that drivers send on connect; a ``SET`` is no row for a rollback to undo).
+_READING: Final = frozenset(
+    ("select", "show", "explain", "pragma", "describe", "values", "with", "set")
+)
 _FIRST_WORD: Final = re.compile(r"\s*\(*\s*([A-Za-z]+)")
 #: First words that can be transaction control or savepoints (checked before the regexes).
 _CONTROL_WORDS: Final = frozenset(

@@ -12,6 +12,7 @@ driver cursors) is SQLAlchemy's own, untouched.
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -88,13 +89,6 @@ class VirtualConnection:
     def _check(self) -> None:
         if self._closed:
             raise IsolationError(f"pytest-alchemy: {self.label} is closed")
-        if self._lost_reason is not None:
-            reason, self._lost_reason = self._lost_reason, None
-            raise IsolationError(
-                f"pytest-alchemy: {self.label} was in a transaction that no longer exists: "
-                f"{reason}.\nFix: end transactions (commit, rollback or close) within the "
-                "scope that began them; roll back (session.rollback()) to carry on."
-            )
         stamp = self.stamp
         if stamp is not None and not stamp.alive:
             raise IsolationError(
@@ -102,6 +96,14 @@ class VirtualConnection:
                 f"after that ended, from thread {threading.current_thread().name!r}; its "
                 "writes would have landed in another test.\nFix: close connections and "
                 "sessions (and join threads) before the test or fixture that opened them ends."
+            )
+        if self._lost_reason is not None:
+            reason, self._lost_reason = self._lost_reason, None
+            raise IsolationError(
+                f"pytest-alchemy: {self.label} was in a transaction that no longer exists "
+                f"(used from thread {threading.current_thread().name!r}): {reason}.\n"
+                "Fix: end transactions (commit, rollback or close) within the scope that "
+                "began them; roll back (session.rollback()) to carry on."
             )
 
     def _leave_gate(self, transaction: VirtualTransaction) -> None:
@@ -118,6 +120,9 @@ class VirtualConnection:
             transaction = VirtualTransaction(self, threading.current_thread(), gated)
             transaction.base = self._ledger.begin(transaction)
             self._transaction = transaction
+        elif gated and not transaction.gated:
+            transaction.gated = True
+            transaction.thread = threading.current_thread()
         return transaction
 
     def _end(self, *, commit: bool, defer: bool = False) -> None:
@@ -203,9 +208,18 @@ class VirtualConnection:
         """Run a statement of ``cursor``; returns False when it was transaction control
         carried out by the plugin (the cursor then has no result)."""
         ledger = self._ledger
-        # Threads take turns between transactions: wait (outside the mutex) before one
-        # begins in this thread.
-        gated = self._transaction is None and not self._autocommit and ledger.gate_enter()
+        # Threads other than pytest's take turns between transactions that write: wait
+        # (outside the mutex) before this thread's transaction writes for the first time.
+        # Transactions that only read never wait, so a session left open after a read
+        # holds no one up.
+        transaction = self._transaction
+        gated = (
+            threading.current_thread() is not ledger.home_thread
+            and not self._autocommit
+            and (transaction is None or not transaction.gated)
+            and _may_write(sql)
+            and ledger.gate_enter()
+        )
         try:
             return self._run(cursor, method, sql, args, kw, gated)
         finally:
@@ -256,18 +270,30 @@ class VirtualConnection:
                     getattr(real, method)(sql, *args, **kw)
             else:
                 getattr(real, method)(sql, *args, **kw)
+            if ledger.driver.buffer_results and real.description is not None:
+                cursor._rows = collections.deque(real.fetchall())
+            else:
+                cursor._rows = None
             ledger.check_breach(text or "")
             return True
 
     def cursor(self, *args: Any, **kw: Any) -> VirtualCursor:
+        # Checked when a statement runs (an error raised here would reach the
+        # application wrapped in SQLAlchemy's StatementError).
         with self._ledger.mutex:
-            self._check()
             return VirtualCursor(self, self._ledger.dbapi().cursor(*args, **kw))
 
     # -- everything else is the driver connection's --------------------------------------
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger.dbapi(), name)
+
+
+def _may_write(sql: Any) -> bool:
+    if not isinstance(sql, str):
+        return True
+    word = first_word(sql)
+    return control(sql, word) is None and may_write(word, sql)
 
 
 class _Autocommit:
@@ -284,6 +310,7 @@ class VirtualCursor:
         self._conn = conn
         self._real = real
         self._empty = False  # the last statement was transaction control
+        self._rows: collections.deque[Any] | None = None  # read at once (see Driver)
 
     @property
     def connection(self) -> VirtualConnection:
@@ -313,18 +340,26 @@ class VirtualCursor:
     def fetchone(self) -> Any:
         if self._empty:
             return None
+        if self._rows is not None:
+            return self._rows.popleft() if self._rows else None
         with self._conn._ledger.mutex:
             return self._real.fetchone()
 
-    def fetchmany(self, *args: Any, **kw: Any) -> Any:
+    def fetchmany(self, size: int | None = None) -> Any:
         if self._empty:
             return []
+        if self._rows is not None:
+            count = self._real.arraysize if size is None else size
+            return [self._rows.popleft() for _ in range(min(count, len(self._rows)))]
         with self._conn._ledger.mutex:
-            return self._real.fetchmany(*args, **kw)
+            return self._real.fetchmany() if size is None else self._real.fetchmany(size)
 
     def fetchall(self) -> Any:
         if self._empty:
             return []
+        if self._rows is not None:
+            rows, self._rows = list(self._rows), collections.deque()
+            return rows
         with self._conn._ledger.mutex:
             return self._real.fetchall()
 
