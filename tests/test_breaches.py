@@ -261,3 +261,73 @@ def test_the_tests_own_connection_waits_no_longer_than_the_lock_timeout(
     assert set(messages) == {"test_blocked_by_another_connection"}, messages
     assert "lock" in messages["test_blocked_by_another_connection"].lower(), messages
     assert_all_empty(models_project)
+
+
+# -- a statement that commits by itself anyway: detected, told, and the database rebuilt --
+
+BREACH_CONFTEST = """
+from sqlalchemy import DDL, event
+import models
+
+# A stored procedure that commits: nothing in the CALL says so.
+event.listen(
+    models.Base.metadata,
+    "after_create",
+    DDL(
+        "CREATE PROCEDURE sneaky_commit() BEGIN "
+        "INSERT INTO posts_log (note) VALUES ('sneaky'); COMMIT; END"
+    ),
+)
+event.listen(
+    models.Base.metadata,
+    "before_create",
+    DDL("CREATE TABLE posts_log (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20))"),
+)
+"""
+
+
+@pytest.mark.backends("mariadb")
+def test_a_commit_inside_a_procedure_is_a_breach_and_the_database_is_rebuilt(
+    models_project: Project,
+) -> None:
+    models_project.write("conftest.py", BREACH_CONFTEST)
+    write_tests(
+        models_project,
+        "test_breach.py",
+        """
+        @pytest.fixture(scope="module")
+        def seeded():
+            with models.engine.begin() as conn:
+                add(conn, "module@x")
+
+        def test_breach(db_session, seeded):
+            db_session.add(User(email="breach@x"))
+            db_session.commit()
+            with models.engine.connect() as conn:
+                conn.exec_driver_sql("CALL sneaky_commit()")
+
+        def test_after_without_the_module_rows(db_session):
+            assert emails(db_session) == []
+
+        def test_after_with_the_module_rows(db_session, seeded):
+            assert emails(db_session) == ["module@x"]
+        """,
+        footer=False,
+    )
+    for run in range(2):
+        result, _seconds = run_bounded(models_project, *RUN, timeout=60)
+        result.assert_outcomes(passed=1, failed=1, errors=1)
+        messages = junit_messages(models_project)
+        assert set(messages) == {
+            "test_breach",
+            "test_after_with_the_module_rows [error]",
+        }, messages
+        assert "CALL sneaky_commit()" in messages["test_breach"], messages
+        assert "committed implicitly" in messages["test_breach"], messages
+        lost = messages["test_after_with_the_module_rows [error]"]
+        assert "rows of module-scoped fixture 'seeded' were lost" in lost, lost
+        # What the breach committed is gone: the database was rebuilt before its next use.
+        assert_all_empty(models_project)
+        assert models_project.query("SELECT COUNT(*) FROM posts_log") == [(0,)]
+        summary = "rebuilt (a test committed to it for real)"
+        assert summary in result.stdout.str(), (run, result.stdout.str())

@@ -42,6 +42,9 @@ class Scope:
         self.parent = parent
         self.alive = True
         self.lost: str | None = None
+        #: The fixtures whose rows in this scope were lost (``None``: code that is no
+        #: fixture wrote too, so every user of the scope is told).
+        self.lost_fixtures: frozenset[str | None] = frozenset()
         self.chain: tuple[Scope, ...] = (*parent.chain, self) if parent is not None else ()
 
     def __repr__(self) -> str:
@@ -84,6 +87,8 @@ class Context:
 
     scope: Scope
     who: str
+    #: The fixture being set up, if any.
+    fixture: str | None = None
     #: The outermost scope being torn down now, if any: what lies above its layer is
     #: about to be undone.
     ending: Scope | None = None
@@ -143,6 +148,8 @@ class Ledger:
         #: Rollbacks refused on a close or a pool's reset, with their errors: reported
         #: only if a statement runs while they still wait (otherwise nothing saw it).
         self._unobserved: list[tuple[Entry, IsolationError]] = []
+        #: Per scope, the fixtures (``None``: other code) that wrote in it.
+        self._written_by: dict[Scope, set[str | None]] = {}
 
     # -- the real connection -------------------------------------------------------------
 
@@ -203,11 +210,12 @@ class Ledger:
             "used again."
         )
         context = self.context()
-        for layer in self.layers:
-            if layer.entry.writers and layer.scope is not context.scope:
-                layer.scope.lost = f"the rows of {layer.opener} were lost: {reason}"
-        if self._base_writers and context.scope is not self.root:
-            self.root.lost = f"the rows of session-scoped fixtures were lost: {reason}"
+        written = [(layer.scope, bool(layer.entry.writers), layer.opener) for layer in self.layers]
+        written.append((self.root, bool(self._base_writers), "session-scoped fixtures"))
+        for scope, wrote, opener in written:
+            if wrote and scope is not context.scope:
+                scope.lost = f"the rows of {opener} were lost: {reason}"
+                scope.lost_fixtures = frozenset(self._written_by.get(scope, {None}))
         pooled, self._pooled, self._dbapi = self._pooled, None, None
         self._lose_all(f"it was lost when {context.who} broke isolation: {reason}")
         if pooled is not None:
@@ -223,6 +231,7 @@ class Ledger:
         self.layers.clear()
         self._base_writers.clear()
         self._unobserved.clear()
+        self._written_by.clear()
         self._ensured = None
 
     # -- scopes --------------------------------------------------------------------------
@@ -242,11 +251,13 @@ class Ledger:
             self._unobserved = []
             self.deferred.extend(error for _, error in waiting)
         context = self.context()
+        if writes:
+            self._written_by.setdefault(context.scope, set()).add(context.fixture)
         key = (context, self._generation)
         if self._ensured == key:
             return
         for scope in (self.root, *context.scope.chain):
-            if scope.lost is not None:
+            if scope.lost is not None and None in scope.lost_fixtures:
                 raise IsolationError(f"pytest-alchemy: in {context.who}: {scope.lost}")
         chain = context.scope.chain
         depth = 0
@@ -285,6 +296,7 @@ class Ledger:
                 return
             layer = self.layers[index]
             entry = layer.entry
+            self._written_by.pop(scope, None)
             position = self.entries.index(entry)
             self._ensured = None
             for lost in self.entries[position + 1 :]:

@@ -18,13 +18,18 @@ from ._state import STATE, RunState
 
 @contextmanager
 def _inside(
-    config: pytest.Config, node: Node, who: str, *, ending: Scope | None = None
+    config: pytest.Config,
+    node: Node,
+    who: str,
+    *,
+    ending: Scope | None = None,
+    fixture: str | None = None,
 ) -> Iterator[None]:
     state = config.stash.get(STATE, None)
     if state is None:
         yield
         return
-    state.scopes.push(node, who, ending=ending)
+    state.scopes.push(node, who, ending=ending, fixture=fixture)
     try:
         yield
     finally:
@@ -36,12 +41,16 @@ def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[None, Any, Any]:
     label = fixture_label(fixturedef.scope, fixturedef.argname)
-    with _inside(request.config, request.node, label):
+    with _inside(request.config, request.node, label, fixture=fixturedef.argname):
         return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    state = item.config.stash.get(STATE, None)
+    lost = state.scopes.lost_for(item) if state is not None else None
+    if lost is not None:
+        raise IsolationError(f"pytest-alchemy: test {item.nodeid} cannot run: {lost}")
     with _inside(item.config, item, f"test {item.nodeid}"):
         return (yield)
 

@@ -29,6 +29,7 @@ class _Frame:
     node: Node | None
     who: str
     ending: Scope | None = None
+    fixture: str | None = None
     context: Context | None = None
 
 
@@ -40,8 +41,10 @@ class ScopeTracker:
         self._stack: list[_Frame] = [_Frame(None, "a session-scoped fixture")]
         self._scopes: dict[Node, Scope] = {}
 
-    def push(self, node: Node, who: str, *, ending: Scope | None = None) -> None:
-        self._stack.append(_Frame(node, who, ending))
+    def push(
+        self, node: Node, who: str, *, ending: Scope | None = None, fixture: str | None = None
+    ) -> None:
+        self._stack.append(_Frame(node, who, ending, fixture))
 
     def pop(self) -> None:
         self._stack.pop()
@@ -50,7 +53,7 @@ class ScopeTracker:
         """Where statements run now (for the ledger)."""
         frame = self._stack[-1]
         if frame.context is None:
-            frame.context = Context(self.scope(frame.node), frame.who, frame.ending)
+            frame.context = Context(self.scope(frame.node), frame.who, frame.fixture, frame.ending)
         return frame.context
 
     def scope(self, node: Node | None) -> Scope:
@@ -76,6 +79,15 @@ class ScopeTracker:
             if isinstance(node, _SCOPE_NODES):
                 ended.append(self.scope(node))
         return ended
+
+    def lost_for(self, item: pytest.Item) -> str | None:
+        """Why ``item`` cannot run as written: rows that fixtures it uses wrote in a wider
+        scope were lost when another test broke isolation."""
+        names = set(getattr(item, "fixturenames", ()))  # pytest.Function has them
+        for scope in (self.root, *(self._scopes[n] for n in item.listchain() if n in self._scopes)):
+            if scope.lost is not None and names & scope.lost_fixtures:
+                return scope.lost
+        return None
 
     def forget(self, scopes: list[Scope]) -> None:
         for node in [n for n, s in self._scopes.items() if s in scopes]:
