@@ -165,6 +165,13 @@ def test_db_session_rollback_after_an_app_commit_names_db_session(
 
 # -- J. a lock the test holds does not make a separate connection wait forever -----------
 
+
+def short_lock_timeout(project: Project) -> None:
+    """Add ``alchemy_lock_timeout = 2`` to the project's pytest.ini."""
+    ini = project.path / "pytest.ini"
+    ini.write_text(ini.read_text().rstrip("\n") + "\nalchemy_lock_timeout = 2\n")
+
+
 CONNECT = {
     "postgresql": (
         "import psycopg",
@@ -186,10 +193,7 @@ CONNECT = {
 def test_separate_connection_waits_no_longer_than_the_lock_timeout(
     models_project: Project,
 ) -> None:
-    (models_project.path / "pytest.ini").write_text(
-        (models_project.path / "pytest.ini").read_text().rstrip("\n")
-        + "\nalchemy_lock_timeout = 2\n"
-    )
+    short_lock_timeout(models_project)
     imports, connect = CONNECT[models_project.backend.name]
     write_tests(
         models_project,
@@ -229,10 +233,7 @@ HOLDER = {
 def test_the_tests_own_connection_waits_no_longer_than_the_lock_timeout(
     models_project: Project,
 ) -> None:
-    (models_project.path / "pytest.ini").write_text(
-        (models_project.path / "pytest.ini").read_text().rstrip("\n")
-        + "\nalchemy_lock_timeout = 2\n"
-    )
+    short_lock_timeout(models_project)
     imports, connect = HOLDER[models_project.backend.name]
     write_tests(
         models_project,

@@ -97,20 +97,9 @@ class IsolatedTransaction:
     def route_sessionmaker(self, factory: SessionFactory) -> None:
         """Route the engines a sessionmaker (or a scoped_session's) is bound to; one bound
         to nothing is bound to ``engine`` until the end."""
-        if isinstance(factory, scoped_session):
-            factory.remove()
-            self._stack.callback(factory.remove)
-            maker = factory.session_factory
-        else:
-            maker = factory
-        bind = maker.kw.get("bind")
-        binds = maker.kw.get("binds") or {}
-        for engine in [b for b in [bind, *binds.values()] if isinstance(b, Engine)]:
-            self.route_engine(engine)
-        if bind is None and not binds:
-            saved = dict(maker.kw)
-            maker.kw["bind"] = self.engine
-            self._stack.callback(_restore_kw, maker, saved)
+        if self._router is None:
+            raise InvalidRequestError("the isolated transaction has not begun")
+        self._router.route_sessionmaker(factory, self.engine)
 
     def close(self) -> None:
         """Roll everything back, close every session, undo every routing."""
@@ -131,8 +120,3 @@ class IsolatedTransaction:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _restore_kw(maker: sessionmaker[Any], saved: dict[str, Any]) -> None:
-    maker.kw.clear()
-    maker.kw.update(saved)

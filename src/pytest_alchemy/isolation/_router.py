@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import Pool
 
 from .._errors import IsolationError
@@ -44,6 +44,8 @@ class Router:
         self.session_labels: dict[int, str] = {}
         self._plugin = threading.local()
         self._uninitialized: list[Pool] = []
+        #: Routed scoped_sessions (emptied after each test by the pytest layer).
+        self.scoped: list[scoped_session[Any]] = []
 
     def initialize_dialects(self) -> None:
         """Let routed engines that never connected initialize their dialects on a real
@@ -118,6 +120,29 @@ class Router:
 
     # -- sessions ------------------------------------------------------------------------
 
+    def route_sessionmaker(
+        self, factory: sessionmaker[Any] | scoped_session[Any], default: Engine
+    ) -> None:
+        """Route the engines a sessionmaker (or a scoped_session's) is bound to, so that
+        ``get_bind()`` still returns them; one bound to nothing gets ``default`` until
+        :meth:`close`. A scoped_session's registry is emptied now and at the end (its
+        sessions belong to connections made before); :attr:`scoped` lists it."""
+        if isinstance(factory, scoped_session):
+            factory.remove()
+            self.scoped.append(factory)
+            self._stack.callback(factory.remove)
+            maker = factory.session_factory
+        else:
+            maker = factory
+        bind = maker.kw.get("bind")
+        binds = maker.kw.get("binds") or {}
+        for engine in [b for b in [bind, *binds.values()] if isinstance(b, Engine)]:
+            self.route(engine, render_url(engine.url))
+        if bind is None and not binds:
+            saved = dict(maker.kw)
+            maker.kw["bind"] = default
+            self._stack.callback(_restore_kw, maker, saved)
+
     def label_sessions(self) -> None:
         """Name in messages the session a virtual connection works for."""
         event.listen(Session, "after_begin", self._label_session)
@@ -160,6 +185,11 @@ class Router:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def _restore_kw(maker: sessionmaker[Any], saved: dict[str, Any]) -> None:
+    maker.kw.clear()
+    maker.kw.update(saved)
 
 
 def _unknown_engine(dialect: Dialect) -> str:

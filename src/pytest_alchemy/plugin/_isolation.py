@@ -61,9 +61,9 @@ class RunIsolation:
         router.label_sessions()
         test_url = database.url
         router.guard(lambda dialect, cargs, cparams: aimed_at(dialect, cargs, cparams, test_url))
-        self.scoped: list[scoped_session[Any]] = []
         for factory in factories:
-            self._route_factory(factory)
+            router.route_sessionmaker(factory, self.primary)
+        self.scoped = router.scoped
 
     def _connect(self, real_pool: Any) -> Any:
         with self.router.plugin_connections():
@@ -89,24 +89,6 @@ class RunIsolation:
                     "in alchemy_url (e.g. postgresql+psycopg://...)."
                 )
 
-    def _route_factory(self, factory: SessionFactory) -> None:
-        if isinstance(factory, scoped_session):
-            factory.remove()  # sessions made before belong to real connections
-            self.scoped.append(factory)
-            self._stack.callback(factory.remove)
-            maker = factory.session_factory
-        else:
-            maker = factory
-        bind = maker.kw.get("bind")
-        binds = maker.kw.get("binds") or {}
-        for engine in [b for b in [bind, *binds.values()] if isinstance(b, Engine)]:
-            self.router.route(engine, repr(engine.url.render_as_string()))
-        if bind is None and not binds:
-            # Bound to nothing: it gets the primary engine, as the test's sessions do.
-            saved = dict(maker.kw)
-            maker.kw["bind"] = self.primary
-            self._stack.callback(_restore_kw, maker, saved)
-
     def session(self, label: str, class_: type[Session] = Session, **options: Any) -> Session:
         """A Session on the primary engine, named ``label`` in messages."""
         session = class_(bind=self.primary, **options)
@@ -122,8 +104,3 @@ class RunIsolation:
 
     def close(self) -> None:
         self._stack.close()
-
-
-def _restore_kw(maker: sessionmaker[Any], saved: dict[str, Any]) -> None:
-    maker.kw.clear()
-    maker.kw.update(saved)
