@@ -313,6 +313,25 @@ def test_unknown_engine_is_stopped_and_named(project: Project) -> None:
     assert_all_empty(project)
 
 
+def test_unknown_engine_is_stopped_in_the_run_s_first_test_without_fixtures(
+    project: Project,
+) -> None:
+    # With alchemy_url_env the application reaches the test database by itself, before
+    # any test asked for a database fixture: the guard is on from the first test.
+    project.write("models.py", LAZY_MODELS)
+    project.write("conftest.py", LAZY_CONFTEST)
+    project.ini(alchemy_metadata="models:Base", alchemy_url_env="APP_DATABASE_URL")
+    first, second = LAZY_TESTS.split("def test_lazy_engine_without_fixtures():")
+    write_tests(project, "test_lazy.py", "def test_0_first():" + second + first)
+    result = project.run(*RUN)
+    result.assert_outcomes(passed=1, failed=2)
+    messages = crash_messages(result)
+    assert set(messages) == {"test_lazy.py::test_0_first", "test_lazy.py::test_lazy_engine"}
+    for message in messages.values():
+        assert_isolation_error(message)
+        assert "alchemy_engines" in message
+
+
 def test_lazy_engine_listed_as_a_callable_is_routed(project: Project) -> None:
     project.write("models.py", LAZY_MODELS)
     project.write("conftest.py", LAZY_CONFTEST)

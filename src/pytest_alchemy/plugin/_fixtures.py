@@ -224,9 +224,13 @@ def _alchemy_isolation(request: pytest.FixtureRequest) -> Iterator[RunIsolation]
 @pytest.fixture(scope="session", autouse=True)
 def _alchemy_app_routing(request: pytest.FixtureRequest) -> None:
     """Route the application's engines before any fixture or test uses them, whether or
-    not the test asked for a database fixture (nothing is connected until used)."""
+    not the test asked for a database fixture (nothing is connected until used). With
+    ``alchemy_url_env`` set, the application reaches the test database by itself: the
+    guard against engines nobody listed is on from the first test too."""
     names = ("alchemy_engines", "alchemy_sessionmakers")
-    if any(request.getfixturevalue(name) for name in names):
+    if state_of(request.config).settings.url_env or any(
+        request.getfixturevalue(name) for name in names
+    ):
         request.getfixturevalue("_alchemy_isolation")
 
 
