@@ -15,6 +15,7 @@ from isolation_support import (
     assert_all_empty,
     assert_isolation_error,
     crash_messages,
+    only_crash,
     run_bounded,
     write_tests,
 )
@@ -484,3 +485,157 @@ def test_isolation_error_is_an_alchemy_error() -> None:
 
     assert issubclass(pytest_alchemy.IsolationError, pytest_alchemy.AlchemyError)
     assert "IsolationError" in pytest_alchemy.__all__
+
+
+# -- G. transaction control in every form a driver or an application sends it ------------
+
+#: Per backend, ways application code ends or begins transactions below SQLAlchemy; each
+#: inner test writes, then does it, then rolls back or closes.
+DRIVER_CONTROL = {
+    "postgresql": """
+        def test_commit_and_chain(db_session):
+            with models.engine.connect() as conn:
+                add(conn, "chain@x")
+                conn.exec_driver_sql("COMMIT AND CHAIN")
+                add(conn, "after-chain@x")
+                conn.rollback()
+            assert emails(db_session) == ["chain@x"]
+
+        def test_psycopg_execute_shortcut_then_rollback(db_session):
+            raw = models.engine.raw_connection()
+            raw.driver_connection.execute("INSERT INTO users (email) VALUES ('drv@x')")
+            assert emails(db_session) == ["drv@x"]
+            raw.rollback()
+            raw.close()
+            assert emails(db_session) == []
+
+        def test_copy_then_rollback(db_session):
+            raw = models.engine.raw_connection()
+            cursor = raw.cursor()
+            with cursor.copy("COPY users (email) FROM STDIN") as copy:
+                copy.write_row(("copied@x",))
+            raw.rollback()
+            raw.close()
+            assert emails(db_session) == []
+
+        def test_several_statements_with_a_commit_are_refused(db_session):
+            from pytest_alchemy import IsolationError
+
+            with models.engine.connect() as conn:
+                with pytest.raises(IsolationError, match="several statements"):
+                    conn.exec_driver_sql("INSERT INTO users (email) VALUES ('m@x'); COMMIT")
+            assert emails(db_session) == []
+    """,
+    "mariadb": """
+        def test_commit_and_chain(db_session):
+            with models.engine.connect() as conn:
+                add(conn, "chain@x")
+                conn.exec_driver_sql("COMMIT AND CHAIN")
+                add(conn, "after-chain@x")
+                conn.rollback()
+            assert emails(db_session) == ["chain@x"]
+
+        def test_pymysql_begin_and_query(db_session):
+            raw = models.engine.raw_connection()
+            raw.begin()
+            raw.driver_connection.query("INSERT INTO users (email) VALUES ('query@x')")
+            assert emails(db_session) == ["query@x"]
+            raw.rollback()
+            raw.close()
+            assert emails(db_session) == []
+    """,
+    "sqlite": """
+        def test_executescript_on_one_line(db_session):
+            raw = models.engine.raw_connection()
+            raw.driver_connection.executescript(
+                "BEGIN; INSERT INTO users (email) VALUES ('s1@x'); "
+                "INSERT INTO users (email) VALUES ('s2@x'); COMMIT;"
+            )
+            raw.close()
+            assert emails(db_session) == ["s1@x", "s2@x"]
+
+        def test_executescript_rolled_back(db_session):
+            raw = models.engine.raw_connection()
+            raw.driver_connection.executescript(
+                "BEGIN; INSERT INTO users (email) VALUES ('s3@x'); ROLLBACK;"
+            )
+            raw.close()
+            assert emails(db_session) == []
+    """,
+}
+
+
+def test_transaction_control_below_sqlalchemy(models_project: Project) -> None:
+    body = DRIVER_CONTROL[models_project.backend.name]
+    count = body.count("def test_") + 1  # and the footer's
+    write_tests(models_project, "test_control.py", body)
+    run_and_check_empty(models_project, passed=count)
+
+
+STREAMED = """
+def test_stream_while_others_commit(db_session):
+    with models.SessionLocal() as session:
+        session.add_all([User(email=f"row{i:03}@x") for i in range(200)])
+        session.commit()
+    seen = 0
+    with models.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, max_row_buffer=10).execute(
+            select(User.email)
+        )
+        for seen, _ in enumerate(result, 1):
+            if seen % 50 == 0:
+                with models.SessionLocal() as session:
+                    session.add(User(email=f"late{seen}@x"))
+                    session.commit()
+    assert seen == 200
+    assert len(emails(db_session)) == 204
+
+def test_autocommit_connection_then_plain_ones(db_session):
+    with models.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        add(conn, "auto@x")
+    for _ in range(2):
+        with models.engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(User)) == 1
+"""
+
+
+def test_streamed_results_and_autocommit_connections(models_project: Project) -> None:
+    write_tests(models_project, "test_streamed.py", STREAMED)
+    run_and_check_empty(models_project, passed=3)
+
+
+@pytest.mark.backends("mariadb")
+def test_a_procedure_that_commits_through_callproc_is_a_breach(models_project: Project) -> None:
+    models_project.write(
+        "conftest.py",
+        """
+        from sqlalchemy import DDL, event
+        import models
+
+        event.listen(
+            models.Base.metadata,
+            "after_create",
+            DDL("CREATE PROCEDURE p_commit() BEGIN "
+                "INSERT INTO users (email) VALUES ('proc@x'); COMMIT; END"),
+        )
+        """,
+    )
+    write_tests(
+        models_project,
+        "test_proc.py",
+        """
+        def test_callproc():
+            raw = models.engine.raw_connection()
+            try:
+                raw.cursor().callproc("p_commit")
+            finally:
+                raw.close()
+        """,
+    )
+    for _ in range(2):
+        result = models_project.run(*RUN)
+        result.assert_outcomes(passed=1, failed=1)
+        _, message = only_crash(result)
+        assert_isolation_error(message)
+        assert "CALL p_commit" in message, message
+        assert_all_empty(models_project)

@@ -284,3 +284,107 @@ def test_wider_fixture_set_up_late_is_refused(models_project: Project) -> None:
     assert "late_module_rows" in message and "class_rows" in message, message
     assert "must not run" not in text
     assert_all_empty(models_project)
+
+
+# -- 4. wider scopes begun after a narrower one ended, and parametrized wide fixtures ------
+
+LATE_FIRST_USE = {
+    # A session fixture first used in the second module: its transaction begins right
+    # after the first module's savepoint was rolled back.
+    "test_1.py": """
+        def test_a():
+            assert emails(models.SessionLocal()) == []
+    """,
+    "test_2.py": """
+        def test_b(session_rows):
+            assert emails(models.SessionLocal()) == ["session@x"]
+
+        def test_c(session_rows):
+            assert emails(models.SessionLocal()) == ["session@x"]
+    """,
+    "test_3.py": """
+        def test_d(session_rows):
+            assert emails(models.SessionLocal()) == ["session@x"]
+
+        def test_e(module_rows):
+            assert emails(models.SessionLocal()) == ["module@x", "session@x"]
+
+        def test_f(module_rows):
+            assert emails(models.SessionLocal()) == ["module@x", "session@x"]
+    """,
+}
+
+LATE_FIRST_USE_CONFTEST = """
+import pytest
+import models
+
+@pytest.fixture(scope="session")
+def session_rows():
+    with models.SessionLocal() as session:
+        session.add(models.User(email="session@x"))
+        session.commit()
+
+@pytest.fixture(scope="module")
+def module_rows(session_rows, module_db_session):
+    module_db_session.add(models.User(email="module@x"))
+    module_db_session.commit()
+"""
+
+
+def test_wide_rows_written_after_a_narrower_scope_ended_stay(models_project: Project) -> None:
+    # The savepoint a scope leaves behind when it ends serves the next scope at its depth
+    # only if nothing was written since: here the session's and the module's rows are.
+    models_project.write("conftest.py", LATE_FIRST_USE_CONFTEST)
+    for name, body in LATE_FIRST_USE.items():
+        write_tests(models_project, name, body, footer=False)
+    models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=6)
+    assert_all_empty(models_project)
+
+
+PARAMETRIZED = """
+@pytest.fixture(scope="module", params=["p1@x", "p2@x"])
+def param_rows(request):
+    with models.SessionLocal() as session:
+        session.add(User(email=request.param))
+        session.commit()
+    return request.param
+
+@pytest.fixture(scope="module")
+def plain_rows():
+    with models.engine.begin() as conn:
+        add(conn, "plain@x")
+
+def test_only_this_param(param_rows):
+    assert emails(models.SessionLocal()) == [param_rows]
+
+def test_again_only_this_param(param_rows):
+    assert emails(models.SessionLocal()) == [param_rows]
+"""
+
+
+def test_parametrized_wide_fixture_rows_end_with_their_param(models_project: Project) -> None:
+    # (No empty-table check inside the module: the last param's rows live until its end.)
+    write_tests(models_project, "test_params.py", PARAMETRIZED, footer=False)
+    models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=4)
+    assert_all_empty(models_project)
+
+
+def test_other_rows_undone_with_a_param_are_told(models_project: Project) -> None:
+    # plain_rows shares the module's savepoint with param_rows: when pytest moves to the
+    # next param, its rows go too, and the tests that use it are stopped, saying so.
+    write_tests(
+        models_project,
+        "test_params.py",
+        PARAMETRIZED
+        + """
+def test_with_both(plain_rows, param_rows):
+    assert emails(models.SessionLocal()) == sorted(["plain@x", param_rows])
+""",
+        footer=False,
+    )
+    result = models_project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=5, errors=1)
+    _, message = only_crash(result)
+    assert_isolation_error(message)
+    assert "'plain_rows'" in message and "'param_rows'" in message, message
+    assert_all_empty(models_project)

@@ -15,10 +15,17 @@ class Driver:
 
     backends: ClassVar[tuple[str, ...]] = ()
     begin_sql: ClassVar[str] = "BEGIN"
-    #: Whether a statement's rows are read at once: a driver whose statements stay in
-    #: progress until their last row is read would refuse the savepoints of another
-    #: connection (or thread) meanwhile.
-    buffer_results: ClassVar[bool] = False
+
+    def buffers(self, cursor: Any) -> bool:
+        """Whether a cursor's rows must be read at once: a statement still in progress
+        until its last row is read would make the savepoints of another connection (or
+        thread) fail meanwhile."""
+        return False
+
+    def savepoint_missing(self, exc: BaseException) -> bool:
+        """Whether a driver error says that a savepoint does not exist (the transaction
+        ended behind the plugin's back)."""
+        return False
 
     def __init__(self, dialect: Any) -> None:
         self.dialect = dialect
@@ -52,6 +59,9 @@ class PostgresDriver(Driver):
         # PostgreSQL waits for a lock forever by default.
         self.run(dbapi, f"SET lock_timeout = {int(lock_timeout * 1000)}")
 
+    def savepoint_missing(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlstate", None) == "3B001"  # invalid_savepoint_specification
+
     def in_transaction(self, dbapi: Any) -> bool | None:
         info = getattr(dbapi, "info", None)
         status = getattr(info, "transaction_status", None)
@@ -84,6 +94,13 @@ class MySQLDriver(Driver):
             f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}",
         )
 
+    def buffers(self, cursor: Any) -> bool:
+        # Unbuffered (SSCursor, stream_results) results break on the next statement.
+        return any(cls.__name__.startswith("SS") for cls in type(cursor).__mro__)
+
+    def savepoint_missing(self, exc: BaseException) -> bool:
+        return bool(getattr(exc, "args", None)) and exc.args[0] == 1305
+
     def in_transaction(self, dbapi: Any) -> bool | None:
         status = getattr(dbapi, "server_status", None)  # PyMySQL: from the last OK packet
         return None if not isinstance(status, int) else bool(status & 1)  # IN_TRANS
@@ -96,7 +113,12 @@ class MySQLDriver(Driver):
 
 class SQLiteDriver(Driver):
     backends = ("sqlite",)
-    buffer_results = True  # "cannot release savepoint - SQL statements in progress"
+
+    def buffers(self, cursor: Any) -> bool:
+        return True  # "cannot release savepoint - SQL statements in progress"
+
+    def savepoint_missing(self, exc: BaseException) -> bool:
+        return "no such savepoint" in str(exc)
 
     def prepare(self, pooled: Any, dbapi: Any, lock_timeout: float) -> None:
         super().prepare(pooled, dbapi, lock_timeout)

@@ -22,77 +22,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from .._errors import IsolationError
 from ._drivers import Driver
-
-
-class Scope:
-    """Where statements run: a pytest node (or any unit of work) with its parents.
-
-    ``parent`` is ``None`` for the root (the pytest session). A scope is ``alive`` until
-    :meth:`Ledger.end_scope`; a scope whose rows were lost to a breach carries the reason
-    in ``lost``.
-    """
-
-    def __init__(self, label: str, parent: Scope | None = None) -> None:
-        self.label = label
-        self.parent = parent
-        self.alive = True
-        self.lost: str | None = None
-        #: The fixtures whose rows in this scope were lost (``None``: code that is no
-        #: fixture wrote too, so every user of the scope is told).
-        self.lost_fixtures: frozenset[str | None] = frozenset()
-        self.chain: tuple[Scope, ...] = (*parent.chain, self) if parent is not None else ()
-
-    def __repr__(self) -> str:
-        return f"<Scope {self.label}>"
-
-
-@dataclass(eq=False)
-class Entry:
-    """One savepoint on the shared connection."""
-
-    name: str
-    #: A :class:`Layer`, a transaction of a routed connection, or ``None`` (a spare
-    #: layer savepoint, kept after its rollback for the next scope at this depth).
-    owner: Any
-    #: Owners whose statements that may write ran in this savepoint's region (merged in
-    #: from savepoints released above it).
-    writers: set[Any] = field(default_factory=set)
-    #: Released by its owner; released for real once nothing open sits above it.
-    waiting: bool = False
-    #: A rollback of its owner's was refused (the driver believes it done): carried out
-    #: as soon as it undoes nothing but its owner's work.
-    rollback_pending: bool = False
-
-
-@dataclass(eq=False)
-class Layer:
-    scope: Scope
-    entry: Entry
-    #: What opened it, for messages: "module-scoped fixture 'rows'".
-    opener: str
-
-    @property
-    def label(self) -> str:
-        return self.opener
-
-
-@dataclass(frozen=True)
-class Context:
-    """The innermost scope statements run in now, and who runs them (for messages)."""
-
-    scope: Scope
-    who: str
-    #: The fixture being set up, if any.
-    fixture: str | None = None
-    #: The outermost scope being torn down now, if any: what lies above its layer is
-    #: about to be undone.
-    ending: Scope | None = None
-
+from ._gate import ThreadGate
+from ._messages import misnested, refusal, short_sql
+from ._scope import Context, Entry, Layer, Scope
 
 #: Returned by :meth:`Ledger.rollback` when the rollback was carried out as a release.
 RELEASED = "released"
@@ -129,9 +65,8 @@ class Ledger:
         self.lock_timeout = lock_timeout
         #: Serialises every use of the driver connection, from any thread.
         self.mutex = threading.RLock()
-        self._gate = threading.Condition(threading.Lock())
-        self._gate_owner: threading.Thread | None = None
-        self._gate_depth = 0
+        #: Threads' turns between writing transactions.
+        self.gate = ThreadGate(self.home_thread, lock_timeout)
         self._pooled: Any = None
         self._dbapi: Any = None
         self.entries: list[Entry] = []
@@ -148,6 +83,9 @@ class Ledger:
         #: Rollbacks refused on a close or a pool's reset, with their errors: reported
         #: only if a statement runs while they still wait (otherwise nothing saw it).
         self._unobserved: list[tuple[Entry, IsolationError]] = []
+        #: The last statement that could end the transaction by itself (a CALL), and who
+        #: ran it: named when a breach is found later.
+        self.suspect: tuple[str, str] | None = None
         #: Per scope, the fixtures (``None``: other code) that wrote in it.
         self._written_by: dict[Scope, set[str | None]] = {}
 
@@ -165,6 +103,9 @@ class Ledger:
             try:
                 self.driver.prepare(pooled, dbapi, self.lock_timeout)
                 self._run(dbapi, self.driver.begin_sql)
+                # Never released: a transaction ended behind the plugin's back shows when
+                # it is rolled back to at the end of the run.
+                self._run(dbapi, f"SAVEPOINT {_ROOT}")
             except BaseException:
                 pooled.invalidate()
                 raise
@@ -180,20 +121,44 @@ class Ledger:
             cursor.close()
 
     def execute(self, sql: str) -> None:
-        """Run plugin SQL (savepoints) on the real connection."""
-        self._run(self.dbapi(), sql)
+        """Run plugin SQL (savepoints) on the real connection. A savepoint of the
+        plugin's that no longer exists means the transaction ended behind its back."""
+        try:
+            self._run(self.dbapi(), sql)
+        except Exception as exc:
+            if self.driver.savepoint_missing(exc):
+                self._breach(self._gone(sql))
+            raise
         self.check_breach(sql)
 
+    def _gone(self, sql: str) -> str:
+        suspect = (
+            f"; the last statement that could do that was {short_sql(self.suspect[0])!r} "
+            f"in {self.suspect[1]}"
+            if self.suspect
+            else ""
+        )
+        return (
+            f"the test transaction ended behind pytest-alchemy's back ({short_sql(sql)!r} "
+            f"found its savepoint gone){suspect}, so what was written before was committed "
+            "for real. pytest-alchemy rebuilds the test database before it is used again."
+        )
+
     def close(self) -> None:
-        """Roll the outer transaction back and give the connection back to its pool."""
+        """Roll the outer transaction back and give the connection back to its pool
+        (first checking that the transaction is still the run's own)."""
         with self.mutex:
-            pooled, self._pooled, self._dbapi = self._pooled, None, None
-            self._lose_all("the run's transaction ended")
-            if pooled is not None:
-                try:
-                    pooled.dbapi_connection.rollback()
-                finally:
-                    pooled.invalidate()  # never reused: its session state is the run's
+            try:
+                if self._dbapi is not None:
+                    self.execute(f"ROLLBACK TO SAVEPOINT {_ROOT}")
+            finally:
+                pooled, self._pooled, self._dbapi = self._pooled, None, None
+                self._lose_all("the run's transaction ended")
+                if pooled is not None:
+                    try:
+                        pooled.dbapi_connection.rollback()
+                    finally:
+                        pooled.invalidate()  # never reused: its session state is the run's
 
     # -- breaches ------------------------------------------------------------------------
 
@@ -203,12 +168,16 @@ class Ledger:
         dbapi = self._dbapi
         if dbapi is None or self.driver.in_transaction(dbapi) is not False:
             return
-        reason = (
-            f"the statement {_short(sql)!r} ended the test transaction by itself (the "
+        self._breach(
+            f"the statement {short_sql(sql)!r} ended the test transaction by itself (the "
             "database committed implicitly), so what the test and its fixtures wrote was "
             "committed for real. pytest-alchemy rebuilds the test database before it is "
             "used again."
         )
+
+    def _breach(self, reason: str) -> NoReturn:
+        """The outer transaction is gone: everything open is lost, the connection
+        replaced, the database marked for a rebuild; raises :class:`IsolationError`."""
         context = self.context()
         written = [(layer.scope, bool(layer.entry.writers), layer.opener) for layer in self.layers]
         written.append((self.root, bool(self._base_writers), "session-scoped fixtures"))
@@ -266,14 +235,7 @@ class Ledger:
                 depth += 1
                 continue
             if writes:
-                raise IsolationError(
-                    f"pytest-alchemy: {context.who} writes to the database while "
-                    f"{layer.opener} (a narrower scope) is open, so its rows would be "
-                    f"undone when that scope ends, before {context.who} is done with "
-                    f"them.\nFix: request {_subject(context.who)} before {layer.opener} "
-                    "is set up (from an earlier test, an autouse fixture, or a fixture "
-                    "that the narrower one depends on), or give it the narrower scope."
-                )
+                raise IsolationError(misnested(context.who, layer.opener))
             return  # a read: harmless where it lands
         for scope in chain[depth:]:
             self._open_layer(scope, context.who)
@@ -309,6 +271,25 @@ class Ledger:
                 self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
             self._settle()
 
+    def restart_scope(self, scope: Scope, fixture: str) -> None:
+        """``fixture`` (of ``scope``) was torn down while its scope goes on (pytest moves
+        to the fixture's next param): undo what the scope holds, if the fixture wrote.
+        Rows of other fixtures of the scope go with them: tests using those are told."""
+        written = self._written_by.get(scope, set())
+        if fixture not in written:
+            return
+        others = sorted(name for name in written - {fixture} if name is not None)
+        self.end_scope(scope)
+        scope.alive = True
+        if others:
+            shown = ", ".join(repr(name) for name in others)
+            scope.lost = (
+                f"the rows that {shown} wrote in {scope.label} were undone when "
+                f"{fixture!r} was torn down for its next param (they share the scope's "
+                "savepoint)"
+            )
+            scope.lost_fixtures = frozenset(others)
+
     def _lose_owner(self, owner: Any, reason: str) -> None:
         if owner is not None and not isinstance(owner, Layer) and owner in self.transactions:
             self.transactions.discard(owner)
@@ -316,7 +297,15 @@ class Ledger:
 
     # -- savepoints ----------------------------------------------------------------------
 
+    def drop_spare(self) -> None:
+        """Release a spare layer savepoint left on top: anything done from now on belongs
+        below it, so it can no longer serve as a layer. Spares only ever sit on top."""
+        if self.entries and self.entries[-1].owner is None:
+            spare = self.entries.pop()
+            self.execute(f"RELEASE SAVEPOINT {spare.name}")
+
     def _push(self, owner: Any) -> Entry:
+        self.drop_spare()
         entry = Entry(f"pa_sp_{next(self._names)}", owner)
         self.execute(f"SAVEPOINT {entry.name}")
         self.entries.append(entry)
@@ -329,13 +318,8 @@ class Ledger:
         return self._push(owner)
 
     def is_top(self, entry: Entry) -> bool:
-        """Whether statements now land in ``entry``'s region (spares do not count)."""
-        for candidate in reversed(self.entries):
-            if candidate is entry:
-                return True
-            if candidate.owner is not None:
-                return False
-        return False
+        """Whether statements now land in ``entry``'s region."""
+        return bool(self.entries) and self.entries[-1] is entry
 
     def record_write(self, writer: Any) -> None:
         """A statement that may write ran (or is about to run) in the innermost region."""
@@ -383,14 +367,27 @@ class Ledger:
         entry.waiting = True
         self._settle()
 
-    def _blockers(self, entry: Entry, owner: Any) -> list[Entry]:
-        """Open savepoints of others above ``entry``."""
+    def _open_above(self, entry: Entry, owner: Any) -> list[Entry]:
+        """Open savepoints of others above ``entry``, in order."""
         position = self.entries.index(entry)
         return [
             e
             for e in self.entries[position + 1 :]
             if e.owner is not None and e.owner is not owner and not e.waiting
         ]
+
+    def _blockers(self, entry: Entry, owner: Any) -> list[Entry]:
+        """Open savepoints of others above ``entry`` that hold writes: ending ``entry``
+        would end them too. (Those that only read are moved above instead.)"""
+        return [e for e in self._open_above(entry, owner) if e.writers]
+
+    def _reopen(self, entries: list[Entry]) -> None:
+        """Give savepoints that only read, ended with one below them, a new savepoint on
+        top, in their order: their transactions go on as if nothing happened."""
+        for entry in entries:
+            entry.name = f"pa_sp_{next(self._names)}"
+            self.execute(f"SAVEPOINT {entry.name}")
+            self.entries.append(entry)
 
     def _settle(self) -> None:
         """Release every waiting savepoint that nothing open sits above; carry out the
@@ -406,9 +403,7 @@ class Ledger:
     def rollback_is_clean(self, entry: Entry) -> bool:
         """Whether rolling back to ``entry`` would undo only its owner's work."""
         position = self.entries.index(entry)
-        return not self._blockers(entry, entry.owner) and not any(
-            e.writers - {entry.owner} for e in self.entries[position:]
-        )
+        return not any(e.writers - {entry.owner} for e in self.entries[position:])
 
     def _release_waiting(self) -> None:
         while True:
@@ -423,12 +418,14 @@ class Ledger:
             if position is None:
                 return
             entry = self.entries[position]
+            reopen = self._open_above(entry, entry.owner)
             self.execute(f"RELEASE SAVEPOINT {entry.name}")
             writers: set[Any] = set()
             for gone in self.entries[position:]:
                 writers |= gone.writers
             del self.entries[position:]
             self._merge_down(position, writers)
+            self._reopen(reopen)
 
     def rollback(
         self, entry: Entry, owner: Any, *, keep: bool, describe: str, defer: bool = False
@@ -449,22 +446,21 @@ class Ledger:
         region = self.entries[position:]
         blockers = self._blockers(entry, owner)
         foreign = [e for e in region if e.writers - {owner}]
-        if not blockers and not foreign:
+        if not foreign:  # so no blocker either: others above only read
             entry.rollback_pending = False
+            reopen = self._open_above(entry, owner)
             self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
-            for gone in region[1:]:
-                if gone.owner is not owner:
-                    self._lose_owner(gone.owner, "its savepoint was rolled back")
             del self.entries[position + 1 :]
             entry.writers = set()
             if not keep:
                 self.execute(f"RELEASE SAVEPOINT {entry.name}")
                 del self.entries[position]
-                self._settle()
+            self._reopen(reopen)
+            self._settle()
             return "rolled back"
         own_writes = any(owner in e.writers for e in region)
         if own_writes and not self._ending_above(position):
-            error = IsolationError(self._refusal(describe, blockers, foreign, owner))
+            error = IsolationError(refusal(describe, blockers, foreign, owner))
             if not keep:
                 # SQLAlchemy (or the pool) ends its transaction all the same: the rollback
                 # is kept pending, carried out once nothing else is in the way.
@@ -498,67 +494,9 @@ class Ledger:
                 return self.entries.index(layer.entry) < position
         return False
 
-    def _refusal(
-        self, describe: str, blockers: list[Entry], foreign: list[Entry], owner: Any
-    ) -> str:
-        if blockers:
-            others = ", ".join(sorted({_label(e.owner) for e in blockers}))
-            why = (
-                f"{others}, opened after it, is still in a transaction; in a test they share "
-                "one database connection, each transaction a savepoint inside the one "
-                "opened before, so only the last one opened can roll back"
-            )
-            fix = "Commit, roll back or close the later one first"
-        else:
-            others = ", ".join(
-                sorted({_label(w) for e in foreign for w in e.writers if w is not owner})
-            )
-            why = (
-                f"{others} wrote while it was open (a transaction opened later that "
-                "committed, or statements run inside it); in a test they share one "
-                "database connection, so this rollback would undo that work too, which "
-                "production would keep"
-            )
-            fix = "End this transaction before the other one writes, or use one for both"
-        return (
-            f"pytest-alchemy: the rollback of {describe} was refused: {why}.\n"
-            f"Fix: {fix}; or keep the test's own transaction (db_session) committed or "
-            "closed while the application runs."
-        )
 
-    # -- threads -------------------------------------------------------------------------
-
-    def gate_enter(self) -> bool:
-        """Before a transaction begins in a thread other than pytest's: wait until no
-        other such thread has a transaction open, so that threads behave like pooled
-        connections committing one after another. Returns whether it was entered."""
-        thread = threading.current_thread()
-        if thread is self.home_thread:
-            return False
-        with self._gate:
-            if not self._gate.wait_for(
-                lambda: self._gate_owner in (None, thread), timeout=self.lock_timeout
-            ):
-                owner = self._gate_owner
-                raise IsolationError(
-                    f"pytest-alchemy: thread {thread.name!r} waited {self.lock_timeout:g} s "
-                    f"for thread {owner.name if owner else '?'!r} to end its transaction on "
-                    "the test's shared connection (threads take turns, like pooled "
-                    "connections committing one after another).\nFix: end each thread's "
-                    "session or connection (commit, rollback or close) when its work is "
-                    "done, or raise alchemy_lock_timeout."
-                )
-            self._gate_owner = thread
-            self._gate_depth += 1
-            return True
-
-    def gate_leave(self, thread: threading.Thread) -> None:
-        with self._gate:
-            if self._gate_owner is thread:
-                self._gate_depth -= 1
-                if self._gate_depth <= 0:
-                    self._gate_owner, self._gate_depth = None, 0
-                    self._gate.notify_all()
+#: The savepoint under everything, never released: rolled back to at the end of the run.
+_ROOT = "pa_run"
 
 
 class _Statement:
@@ -566,16 +504,3 @@ class _Statement:
 
 
 _STATEMENT = _Statement()
-
-
-def _label(owner: Any) -> str:
-    return str(getattr(owner, "label", owner))
-
-
-def _subject(who: str) -> str:
-    return who.split(" ", 1)[1] if who.startswith(("test ", "fixture ")) else who
-
-
-def _short(sql: str) -> str:
-    text = " ".join(sql.split())
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -29,7 +29,8 @@ from .._errors import IsolationError
 from .._urls import render_url
 from ..provision import is_plugin_dialect
 from ._ledger import Ledger
-from ._virtual import VirtualConnection, virtual_class
+from ._shims import virtual_class
+from ._virtual import VirtualConnection
 
 
 class Router:
@@ -107,7 +108,7 @@ class Router:
 
     def _stamp(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if isinstance(dbapi_connection, VirtualConnection):
-            dbapi_connection.stamp = self.ledger.context().scope
+            dbapi_connection.checked_out(self.ledger.context().scope)
 
     def _unstamp(self, dbapi_connection: Any, record: Any) -> None:
         if isinstance(dbapi_connection, VirtualConnection):

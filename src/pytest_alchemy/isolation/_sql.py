@@ -11,13 +11,19 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+#: ``AND [NO] CHAIN`` and ``[NO] RELEASE`` after COMMIT / ROLLBACK (a chained transaction
+#: begins at once: the virtual connection begins its next one with its next statement).
+_CHAIN: Final = r"(?:\s+AND\s+(?:NO\s+)?CHAIN)?(?:\s+(?:NO\s+)?RELEASE)?"
 #: ``BEGIN``, ``START TRANSACTION``, ``COMMIT``, ``END``, ``ROLLBACK`` (with ``WORK`` /
 #: ``TRANSACTION`` and, for BEGIN, any modifiers such as ``IMMEDIATE`` or an isolation
 #: level), sent by drivers and applications that manage transactions in SQL.
 _CONTROL: Final = re.compile(
     r"\s*(?:(?P<begin>BEGIN|START\s+TRANSACTION)\b[^;]*"
     r"|(?P<commit>COMMIT|END)(?:\s+(?:WORK|TRANSACTION))?"
-    r"|(?P<rollback>ROLLBACK|ABORT)(?:\s+(?:WORK|TRANSACTION))?)\s*;?\s*\Z",
+    + _CHAIN
+    + r"|(?P<rollback>ROLLBACK|ABORT)(?:\s+(?:WORK|TRANSACTION))?"
+    + _CHAIN
+    + r")\s*;?\s*\Z",
     re.IGNORECASE,
 )
 _NAME: Final = r"(?P<name>\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w$]+)"
@@ -81,3 +87,16 @@ def may_write(word: str, sql: str) -> bool:
         lowered = sql.lower()
         return any(verb in lowered for verb in ("insert", "update", "delete", "merge"))
     return False
+
+
+#: Transaction control after a statement separator: ``INSERT ...; COMMIT``.
+_HIDDEN_CONTROL: Final = re.compile(
+    r";\s*(?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE)\b",
+    re.IGNORECASE,
+)
+
+
+def hidden_control(sql: str) -> bool:
+    """Whether a string of several statements carries transaction control after its
+    first statement (which the plugin cannot carry out in its place)."""
+    return ";" in sql and _HIDDEN_CONTROL.search(sql) is not None

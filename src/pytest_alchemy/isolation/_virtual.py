@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._errors import IsolationError
-from ._ledger import PENDING, RELEASED, Entry, Ledger, Scope
-from ._sql import control, first_word, may_write
+from ._ledger import PENDING, RELEASED, Ledger
+from ._scope import Entry, Scope
+from ._sql import control, first_word, hidden_control, may_write
 
 
 class VirtualTransaction:
@@ -80,6 +81,15 @@ class VirtualConnection:
             self._lost_reason = reason
             self._leave_gate(transaction)
 
+    def checked_out(self, scope: Scope) -> None:
+        """The pool hands this connection out in ``scope``: it starts clean, as a pooled
+        connection does after its reset (what an earlier user left is not this one's)."""
+        with self._ledger.mutex:
+            self._lost_reason = None
+            if self._transaction is not None:
+                self._rollback(defer=True)
+            self.stamp = scope
+
     def _ended(self, transaction: VirtualTransaction) -> None:
         self._ledger.transactions.discard(transaction)
         if self._transaction is transaction:
@@ -108,7 +118,7 @@ class VirtualConnection:
 
     def _leave_gate(self, transaction: VirtualTransaction) -> None:
         if transaction.gated:
-            self._ledger.gate_leave(transaction.thread)
+            self._ledger.gate.leave(transaction.thread)
 
     # -- transactions --------------------------------------------------------------------
 
@@ -204,9 +214,12 @@ class VirtualConnection:
 
     # -- statements ----------------------------------------------------------------------
 
-    def run(self, cursor: Any, method: str, sql: Any, args: tuple[Any, ...], kw: Any) -> bool:
-        """Run a statement of ``cursor``; returns False when it was transaction control
-        carried out by the plugin (the cursor then has no result)."""
+    def run(self, sql: Any, action: Callable[[], Any]) -> tuple[bool, Any]:
+        """Run a statement: ``action`` sends ``sql`` on a cursor of the shared connection
+        once the statement's place is ready (the layers of the scope it runs in, this
+        connection's transaction). Returns ``(False, None)`` when the statement was
+        transaction control that the plugin carried out itself, else ``(True, result of
+        action)``."""
         ledger = self._ledger
         # Threads other than pytest's take turns between transactions that write: wait
         # (outside the mutex) before this thread's transaction writes for the first time.
@@ -218,17 +231,15 @@ class VirtualConnection:
             and not self._autocommit
             and (transaction is None or not transaction.gated)
             and _may_write(sql)
-            and ledger.gate_enter()
+            and ledger.gate.enter()
         )
         try:
-            return self._run(cursor, method, sql, args, kw, gated)
+            return self._run(sql, action, gated)
         finally:
             if gated and (self._transaction is None or not self._transaction.gated):
-                ledger.gate_leave(threading.current_thread())
+                ledger.gate.leave(threading.current_thread())
 
-    def _run(
-        self, cursor: Any, method: str, sql: Any, args: tuple[Any, ...], kw: Any, gated: bool
-    ) -> bool:
+    def _run(self, sql: Any, action: Callable[[], Any], gated: bool) -> tuple[bool, Any]:
         ledger = self._ledger
         with ledger.mutex:
             self._check()
@@ -242,19 +253,16 @@ class VirtualConnection:
                     self._end(commit=command.action == "commit")
                 else:
                     self._savepoint(command.action, command.name, gated)
-                return False
+                return False, None
             writes = text is None or may_write(word, text)
-            if text is not None and ledger.driver.implicit_commit(word, text):
-                raise IsolationError(
-                    f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}, which "
-                    f"{ledger.driver.dialect.name} commits implicitly: it would end the test "
-                    "transaction and keep everything written so far. It was not run.\nFix: "
-                    "create tables, indexes and locks in the schema build (migrations or "
-                    "metadata), use CREATE TEMPORARY TABLE, or DELETE instead of TRUNCATE."
-                )
+            if text is not None:
+                self._refuse(text, word)
             ledger.ensure_context(writes)
+            ledger.drop_spare()  # not taken by a new layer: this statement lands below it
             self._finish_pending_rollback()
-            if self._autocommit and self._transaction is None:
+            if self._transaction is None and (self._autocommit or word in _SETTINGS):
+                # Kept at once; a session setting (SET NAMES, a PRAGMA on reset) begins no
+                # transaction, as with the drivers.
                 writer: Any = _AUTOCOMMIT
                 interleaved = True
             else:
@@ -264,18 +272,35 @@ class VirtualConnection:
                 interleaved = not ledger.is_top(innermost or transaction.base)  # type: ignore[arg-type]
             if writes:
                 ledger.record_write(writer)
-            real = cursor._real
+            if word == "call":
+                ledger.suspect = (text or "", ledger.context().who)
             if interleaved:
                 with ledger.statement_savepoint():
-                    getattr(real, method)(sql, *args, **kw)
+                    result = action()
             else:
-                getattr(real, method)(sql, *args, **kw)
-            if ledger.driver.buffer_results and real.description is not None:
-                cursor._rows = collections.deque(real.fetchall())
-            else:
-                cursor._rows = None
+                result = action()
             ledger.check_breach(text or "")
-            return True
+            return True, result
+
+    def _refuse(self, text: str, word: str) -> None:
+        """Refuse, before they run, statements that would end the shared transaction."""
+        driver = self._ledger.driver
+        if driver.implicit_commit(word, text):
+            raise IsolationError(
+                f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}, which "
+                f"{driver.dialect.name} commits implicitly: it would end the test "
+                "transaction and keep everything written so far. It was not run.\nFix: "
+                "create tables, indexes and locks in the schema build (migrations or "
+                "metadata), use CREATE TEMPORARY TABLE, or DELETE instead of TRUNCATE."
+            )
+        if hidden_control(text):
+            raise IsolationError(
+                f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}: transaction "
+                "control inside a string of several statements would end the test "
+                "transaction behind the plugin's back. It was not run.\nFix: send BEGIN, "
+                "COMMIT, ROLLBACK and SAVEPOINT statements on their own (or use the "
+                "Connection's begin(), commit(), rollback() and begin_nested())."
+            )
 
     def cursor(self, *args: Any, **kw: Any) -> VirtualCursor:
         # Checked when a statement runs (an error raised here would reach the
@@ -294,6 +319,11 @@ def _may_write(sql: Any) -> bool:
         return True
     word = first_word(sql)
     return control(sql, word) is None and may_write(word, sql)
+
+
+#: First words of statements that change the session, not the data: outside a
+#: transaction they begin none.
+_SETTINGS = frozenset(("set", "pragma"))
 
 
 class _Autocommit:
@@ -316,18 +346,44 @@ class VirtualCursor:
     def connection(self) -> VirtualConnection:
         return self._conn
 
+    def _send(self, method: str, sql: Any, *args: Any, **kw: Any) -> Any:
+        real = self._real
+
+        def action() -> Any:
+            result = getattr(real, method)(sql, *args, **kw)
+            self._rows = (
+                collections.deque(real.fetchall())
+                if real.description is not None and self._conn._ledger.driver.buffers(real)
+                else None
+            )
+            return result
+
+        ran, result = self._conn.run(sql, action)
+        self._empty = not ran
+        return result
+
     def execute(self, sql: Any, *args: Any, **kw: Any) -> Any:
-        self._empty = not self._conn.run(self, "execute", sql, args, kw)
+        self._send("execute", sql, *args, **kw)
         return self
 
     def executemany(self, sql: Any, *args: Any, **kw: Any) -> Any:
-        self._empty = not self._conn.run(self, "executemany", sql, args, kw)
+        self._send("executemany", sql, *args, **kw)
         return self
 
-    def callproc(self, *args: Any, **kw: Any) -> Any:
-        with self._conn._ledger.mutex:
-            self._conn._ledger.ensure_context(True)
-            return self._real.callproc(*args, **kw)
+    def callproc(self, name: str, *args: Any, **kw: Any) -> Any:
+        """A stored procedure: run as ``CALL name``, a write that may commit by itself."""
+        real = self._real
+        ran, result = self._conn.run(f"CALL {name}", lambda: real.callproc(name, *args, **kw))
+        self._empty = not ran
+        return result
+
+    def copy(self, *args: Any, **kw: Any) -> Any:
+        """psycopg's ``COPY``: a write of this connection's transaction."""
+        return self._conn.run(None, lambda: self._real.copy(*args, **kw))[1]
+
+    def stream(self, *args: Any, **kw: Any) -> Any:
+        """psycopg's ``stream()``: a query of this connection."""
+        return self._conn.run(None, lambda: self._real.stream(*args, **kw))[1]
 
     @property
     def description(self) -> Any:
@@ -378,103 +434,3 @@ class VirtualCursor:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
-
-
-# -- what drivers expose about transactions, answered for the virtual connection ---------
-
-
-class _PsycopgInfo:
-    """``connection.info``, with the virtual connection's transaction status."""
-
-    def __init__(self, conn: PsycopgConnection) -> None:
-        self._conn = conn
-
-    @property
-    def transaction_status(self) -> int:
-        return 2 if self._conn._transaction is not None else 0  # INTRANS / IDLE
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn._ledger.dbapi().info, name)
-
-
-class PsycopgConnection(VirtualConnection):
-    """psycopg (3) and psycopg2: ``autocommit`` and the session characteristics are
-    attributes; the characteristics are kept here, never set on the shared connection."""
-
-    isolation_level: Any = None
-    read_only: Any = None
-    deferrable: Any = None
-
-    @property
-    def autocommit(self) -> bool:
-        return self._autocommit
-
-    @autocommit.setter
-    def autocommit(self, value: bool) -> None:
-        self._autocommit = bool(value)
-
-    @property
-    def info(self) -> _PsycopgInfo:
-        return _PsycopgInfo(self)
-
-
-class MySQLConnection(VirtualConnection):
-    """PyMySQL and mysqlclient: ``autocommit(flag)`` and ``get_autocommit()``."""
-
-    def autocommit(self, value: bool) -> None:
-        if value and self._transaction is not None:
-            self.commit()  # as SET autocommit = 1 does
-        self._autocommit = bool(value)
-
-    def get_autocommit(self) -> bool:
-        return self._autocommit
-
-
-class SQLiteConnection(VirtualConnection):
-    """sqlite3: ``isolation_level = None`` is autocommit; ``in_transaction`` tells; the
-    connection's own ``execute*`` shortcuts go through a cursor."""
-
-    @property
-    def isolation_level(self) -> str | None:
-        return None if self._autocommit else ""
-
-    @isolation_level.setter
-    def isolation_level(self, value: str | None) -> None:
-        self._autocommit = value is None
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._transaction is not None
-
-    def execute(self, sql: str, *args: Any) -> VirtualCursor:
-        return self.cursor().execute(sql, *args)  # type: ignore[no-any-return]
-
-    def executemany(self, sql: str, *args: Any) -> VirtualCursor:
-        return self.cursor().executemany(sql, *args)  # type: ignore[no-any-return]
-
-    def executescript(self, script: str) -> VirtualCursor:
-        import sqlite3
-
-        cursor = self.cursor()
-        statement = ""
-        for line in script.splitlines(keepends=True):
-            statement += line
-            if sqlite3.complete_statement(statement):
-                cursor.execute(statement)
-                statement = ""
-        if statement.strip():
-            cursor.execute(statement)
-        return cursor
-
-
-_CLASSES: dict[str, type[VirtualConnection]] = {
-    "postgresql": PsycopgConnection,
-    "mysql": MySQLConnection,
-    "mariadb": MySQLConnection,
-    "sqlite": SQLiteConnection,
-}
-
-
-def virtual_class(dialect_name: str) -> type[VirtualConnection]:
-    """The virtual connection class for a backend's drivers."""
-    return _CLASSES.get(dialect_name, VirtualConnection)

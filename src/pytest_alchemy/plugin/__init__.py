@@ -23,6 +23,7 @@ from ._fixtures import (
     module_db_session,
 )
 from ._hooks import (
+    pytest_fixture_post_finalizer,
     pytest_fixture_setup,
     pytest_runtest_call,
     pytest_runtest_setup,
@@ -59,6 +60,7 @@ __all__ = [
     "module_db_session",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_fixture_post_finalizer",
     "pytest_fixture_setup",
     "pytest_keyboard_interrupt",
     "pytest_load_initial_conftests",

@@ -84,6 +84,21 @@ def pytest_runtest_teardown(
     return result
 
 
+def pytest_fixture_post_finalizer(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    """A wider-scoped fixture torn down while its scope goes on (pytest moving to its
+    next param): what it wrote in the scope is undone before the next param is set up."""
+    state = request.config.stash.get(STATE, None)
+    if state is None or state.isolation is None or fixturedef.scope == "function":
+        return
+    if state.scopes.tearing_down:
+        return  # the scope ends: pytest_runtest_teardown rolls it back
+    scope = state.scopes.existing(request.node)
+    if scope is not None:
+        state.isolation.ledger.restart_scope(scope, fixturedef.argname)
+
+
 def _end_scopes(state: RunState, ended: list[Scope]) -> None:
     """Drop the listed scoped_sessions' sessions, then roll back each ended scope's
     layer, innermost first."""

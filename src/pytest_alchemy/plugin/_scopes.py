@@ -80,6 +80,14 @@ class ScopeTracker:
                 ended.append(self.scope(node))
         return ended
 
+    @property
+    def tearing_down(self) -> bool:
+        """Whether pytest is in a test's teardown (where ended scopes are handled)."""
+        return self._stack[-1].ending is not None
+
+    def existing(self, node: Node) -> Scope | None:
+        return self._scopes.get(node)
+
     def lost_for(self, item: pytest.Item) -> str | None:
         """Why ``item`` cannot run as written: rows that fixtures it uses wrote in a wider
         scope were lost when another test broke isolation."""
