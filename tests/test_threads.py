@@ -106,3 +106,71 @@ def test_connection_kept_by_a_thread_is_stopped_in_the_next_test(
     result.assert_outcomes(passed=3)
     assert messages == {}
     assert_all_empty(models_project)
+
+
+ORPHAN_TESTS = """
+import threading
+import time
+from conftest import POOL
+
+STOP = threading.Event()
+ERRORS = []
+
+def writer():
+    for i in range(50):
+        if STOP.is_set():
+            return
+        try:
+            with models.SessionLocal() as session:
+                session.add(User(email=f"bg{i}@x"))
+                session.commit()
+        except Exception as exc:
+            ERRORS.append(exc)
+            return
+        time.sleep(0.01)
+
+def pooled_write(email):
+    with models.SessionLocal() as session:
+        session.add(User(email=email))
+        session.commit()
+
+def test_1_starts_a_thread_and_returns(db_session):
+    POOL.submit(pooled_write, "pool-1@x").result()  # the pool's worker starts here
+    threading.Thread(target=writer, name="stray-writer", daemon=True).start()
+    time.sleep(0.05)
+
+def test_2_is_not_written_into(db_session):
+    time.sleep(0.3)
+    STOP.set()
+    assert emails(db_session) == []
+    assert len(ERRORS) == 1, ERRORS
+    message = str(ERRORS[0])
+    assert type(ERRORS[0]).__name__ == "IsolationError", repr(ERRORS[0])
+    assert "stray-writer" in message and "test_1_starts_a_thread_and_returns" in message
+
+def test_3_a_pool_serves_every_test(db_session):
+    POOL.submit(pooled_write, "pool-3@x").result()  # the same worker, a later test
+    assert emails(db_session) == ["pool-3@x"]
+"""
+
+ORPHAN_CONFTEST = """
+from concurrent.futures import ThreadPoolExecutor
+import pytest
+
+POOL = ThreadPoolExecutor(1)
+
+@pytest.fixture(scope="session", autouse=True)
+def _pool():
+    yield
+    POOL.shutdown()
+"""
+
+
+def test_a_thread_that_outlives_its_test_cannot_write_into_the_next(
+    models_project: Project,
+) -> None:
+    models_project.write("conftest.py", ORPHAN_CONFTEST)
+    write_tests(models_project, "test_orphan.py", ORPHAN_TESTS)
+    result, _seconds = run_bounded(models_project, *RUN, timeout=90)
+    result.assert_outcomes(passed=4)
+    assert_all_empty(models_project)

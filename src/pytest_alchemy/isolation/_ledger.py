@@ -55,6 +55,7 @@ class Ledger:
         on_breach: Callable[[str], None] = lambda reason: None,
         home_thread: threading.Thread | None = None,
         lock_timeout: float = 10.0,
+        thread_origin: Callable[[threading.Thread], Scope | None] = lambda thread: None,
     ) -> None:
         self._connect = connect
         self.driver = driver
@@ -63,6 +64,8 @@ class Ledger:
         self.on_breach = on_breach
         self.home_thread = home_thread or threading.current_thread()
         self.lock_timeout = lock_timeout
+        #: The scope a thread was started in, if known (see VirtualConnection.checked_out).
+        self.thread_origin = thread_origin
         #: Serialises every use of the driver connection, from any thread.
         self.mutex = threading.RLock()
         #: Threads' turns between writing transactions.

@@ -84,6 +84,16 @@ class VirtualConnection:
     def checked_out(self, scope: Scope) -> None:
         """The pool hands this connection out in ``scope``: it starts clean, as a pooled
         connection does after its reset (what an earlier user left is not this one's)."""
+        thread = threading.current_thread()
+        origin = self._ledger.thread_origin(thread)
+        if origin is not None and not origin.alive and not _pool_worker(thread):
+            raise IsolationError(
+                f"pytest-alchemy: thread {thread.name!r}, started during {origin.label}, "
+                f"asked {self.engine_label} for a connection after that ended; what it "
+                "writes would land in another test.\nFix: join the thread (or stop its "
+                "work) before the test or fixture that started it ends, or start it in a "
+                "fixture of the scope it serves."
+            )
         with self._ledger.mutex:
             self._lost_reason = None
             if self._transaction is not None:
@@ -311,7 +321,26 @@ class VirtualConnection:
     # -- everything else is the driver connection's --------------------------------------
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._ledger.dbapi(), name)
+        ledger = self._ledger
+        value = getattr(ledger.dbapi(), name)
+        if not callable(value) or isinstance(value, type):  # exception classes stay as is
+            return value
+
+        def locked(*args: Any, **kw: Any) -> Any:
+            # Driver calls (sqlite3's create_function on connect...) take their turn too.
+            with ledger.mutex:
+                return value(*args, **kw)
+
+        return locked
+
+
+def _pool_worker(thread: threading.Thread) -> bool:
+    """Whether a thread is a worker of a thread pool (concurrent.futures, anyio: what
+    Starlette's TestClient and asyncio's executor use), which runs work that whoever uses
+    the pool hands it, in whichever test that is."""
+    target = getattr(thread, "_target", None)
+    module = getattr(target, "__module__", "") or ""
+    return module.startswith("concurrent.futures") or type(thread).__module__.startswith("anyio")
 
 
 def _may_write(sql: Any) -> bool:

@@ -26,6 +26,7 @@ from ._hooks import (
     pytest_fixture_post_finalizer,
     pytest_fixture_setup,
     pytest_runtest_call,
+    pytest_runtest_protocol,
     pytest_runtest_setup,
     pytest_runtest_teardown,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "pytest_load_initial_conftests",
     "pytest_report_header",
     "pytest_runtest_call",
+    "pytest_runtest_protocol",
     "pytest_runtest_setup",
     "pytest_runtest_teardown",
     "pytest_terminal_summary",

@@ -46,6 +46,15 @@ def pytest_fixture_setup(
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    # Between its phases (and for other threads meanwhile) statements belong to the test.
+    with _inside(item.config, item, f"test {item.nodeid}"):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     state = item.config.stash.get(STATE, None)
     lost = state.scopes.lost_for(item) if state is not None else None

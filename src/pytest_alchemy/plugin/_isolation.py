@@ -51,6 +51,7 @@ class RunIsolation:
             context=scopes.current,
             on_breach=lambda reason: database.mark_dirty(),
             lock_timeout=lock_timeout,
+            thread_origin=scopes.thread_origin,
         )
         router = Router(self.ledger)
         self.router = router

@@ -10,6 +10,8 @@ test; elsewhere, the session.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 import pytest
@@ -40,13 +42,31 @@ class ScopeTracker:
         self.root = Scope("the pytest session")
         self._stack: list[_Frame] = [_Frame(None, "a session-scoped fixture")]
         self._scopes: dict[Node, Scope] = {}
+        #: The scope each thread was first seen in (threads started in it, mostly).
+        self._threads: weakref.WeakKeyDictionary[threading.Thread, Scope] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _note_threads(self) -> None:
+        """Threads not seen before were started in the scope pytest is in now."""
+        new = [thread for thread in threading.enumerate() if thread not in self._threads]
+        if new:
+            scope = self.current().scope
+            for thread in new:
+                self._threads[thread] = scope
+
+    def thread_origin(self, thread: threading.Thread) -> Scope | None:
+        """The scope ``thread`` was started in (as far as the hooks saw), or ``None``."""
+        return self._threads.get(thread)
 
     def push(
         self, node: Node, who: str, *, ending: Scope | None = None, fixture: str | None = None
     ) -> None:
+        self._note_threads()
         self._stack.append(_Frame(node, who, ending, fixture))
 
     def pop(self) -> None:
+        self._note_threads()
         self._stack.pop()
 
     def current(self) -> Context:
