@@ -388,3 +388,35 @@ def test_with_both(plain_rows, param_rows):
     assert_isolation_error(message)
     assert "'plain_rows'" in message and "'param_rows'" in message, message
     assert_all_empty(models_project)
+
+
+LATE_SESSION_FIXTURE = {
+    "test_m.py": """
+        def test_a(db_session):
+            db_session.add(User(email="a@x"))
+            db_session.commit()
+            assert emails(db_session) == ["a@x"]
+
+        def test_b(session_rows, db_session):
+            assert emails(db_session) == ["session@x"]
+
+        def test_c(session_rows, db_session):
+            assert emails(db_session) == ["session@x"]
+    """,
+    "test_n.py": """
+        def test_d(session_rows, db_session):
+            assert emails(db_session) == ["session@x"]
+    """,
+}
+
+
+def test_wide_fixture_first_used_after_narrower_scopes_only_read(
+    models_project: Project,
+) -> None:
+    # test_a's rows are its own: the module's savepoint holds nothing when the session
+    # fixture writes in test_b, so it is set aside and the rows last for the run.
+    models_project.write("conftest.py", LATE_FIRST_USE_CONFTEST)
+    for name, body in LATE_SESSION_FIXTURE.items():
+        write_tests(models_project, name, body, footer=False)
+    models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=4)
+    assert_all_empty(models_project)

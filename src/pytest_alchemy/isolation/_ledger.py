@@ -237,12 +237,31 @@ class Ledger:
             if depth < len(chain) and layer.scope is chain[depth]:
                 depth += 1
                 continue
-            if writes:
+            if not writes:
+                return  # a read: harmless where it lands
+            if not self._fold_layers(depth):
                 raise IsolationError(misnested(context.who, layer.opener))
-            return  # a read: harmless where it lands
+            break
         for scope in chain[depth:]:
             self._open_layer(scope, context.who)
         self._ensured = key
+
+    def _fold_layers(self, depth: int) -> bool:
+        """Narrower scopes' layers from ``depth`` on are open, and a wider scope is about
+        to write: if nothing was written in them, release them (they open again when
+        their scope next runs a statement; transactions that only read are moved above).
+        Returns whether they were folded away."""
+        entry = self.layers[depth].entry
+        position = self.entries.index(entry)
+        if any(e.writers for e in self.entries[position:]):
+            return False
+        reopen = [e for e in self.entries[position + 1 :] if e.owner is not None and not e.waiting]
+        reopen = [e for e in reopen if not isinstance(e.owner, Layer)]
+        self.execute(f"RELEASE SAVEPOINT {entry.name}")
+        del self.entries[position:]
+        del self.layers[depth:]
+        self._reopen(reopen)
+        return True
 
     def _open_layer(self, scope: Scope, who: str) -> None:
         top = self.entries[-1] if self.entries else None
