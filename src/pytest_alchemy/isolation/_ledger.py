@@ -29,6 +29,7 @@ from ._drivers import Driver
 from ._gate import ThreadGate
 from ._messages import misnested, refusal, short_sql
 from ._scope import Context, Entry, Layer, Scope
+from ._shared import ROOT, SharedConnection
 
 #: Returned by :meth:`Ledger.rollback` when the rollback was carried out as a release.
 RELEASED = "released"
@@ -57,7 +58,7 @@ class Ledger:
         lock_timeout: float = 10.0,
         thread_origin: Callable[[threading.Thread], Scope | None] = lambda thread: None,
     ) -> None:
-        self._connect = connect
+        self.shared = SharedConnection(connect, driver, lock_timeout)
         self.driver = driver
         self.root = root
         self.context = context
@@ -70,14 +71,11 @@ class Ledger:
         self.mutex = threading.RLock()
         #: Threads' turns between writing transactions.
         self.gate = ThreadGate(self.home_thread, lock_timeout)
-        self._pooled: Any = None
-        self._dbapi: Any = None
         self.entries: list[Entry] = []
         self.layers: list[Layer] = []
         self._base_writers: set[Any] = set()
         self._names = itertools.count(1)
         self._ensured: tuple[Context, int] | None = None
-        self._generation = 0
         #: Isolation problems found while an exception was already on its way out (so
         #: as not to replace it); the pytest layer reports them after the test.
         self.deferred: list[IsolationError] = []
@@ -96,38 +94,17 @@ class Ledger:
 
     @property
     def connected(self) -> bool:
-        return self._dbapi is not None
+        return self.shared.connected
 
     def dbapi(self) -> Any:
-        """The driver connection, in the outer transaction (connected on first use)."""
-        if self._dbapi is None:
-            pooled = self._connect()
-            dbapi = pooled.dbapi_connection
-            try:
-                self.driver.prepare(pooled, dbapi, self.lock_timeout)
-                self._run(dbapi, self.driver.begin_sql)
-                # Never released: a transaction ended behind the plugin's back shows when
-                # it is rolled back to at the end of the run.
-                self._run(dbapi, f"SAVEPOINT {_ROOT}")
-            except BaseException:
-                pooled.invalidate()
-                raise
-            self._pooled, self._dbapi = pooled, dbapi
-            self._generation += 1
-        return self._dbapi
-
-    def _run(self, dbapi: Any, sql: str) -> None:
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
+        """The driver connection, in the run's transaction (connected on first use)."""
+        return self.shared.dbapi()
 
     def execute(self, sql: str) -> None:
         """Run plugin SQL (savepoints) on the real connection. A savepoint of the
         plugin's that no longer exists means the transaction ended behind its back."""
         try:
-            self._run(self.dbapi(), sql)
+            self.shared.run(sql)
         except Exception as exc:
             if self.driver.savepoint_missing(exc):
                 self._breach(self._gone(sql))
@@ -148,28 +125,22 @@ class Ledger:
         )
 
     def close(self) -> None:
-        """Roll the outer transaction back and give the connection back to its pool
-        (first checking that the transaction is still the run's own)."""
+        """Roll the run's transaction back and let the connection go (first checking that
+        the transaction is still the run's own)."""
         with self.mutex:
             try:
-                if self._dbapi is not None:
-                    self.execute(f"ROLLBACK TO SAVEPOINT {_ROOT}")
+                if self.shared.connected:
+                    self.execute(f"ROLLBACK TO SAVEPOINT {ROOT}")
             finally:
-                pooled, self._pooled, self._dbapi = self._pooled, None, None
                 self._lose_all("the run's transaction ended")
-                if pooled is not None:
-                    try:
-                        pooled.dbapi_connection.rollback()
-                    finally:
-                        pooled.invalidate()  # never reused: its session state is the run's
+                self.shared.close()
 
     # -- breaches ------------------------------------------------------------------------
 
     def check_breach(self, sql: str) -> None:
         """Raise :class:`IsolationError` if the outer transaction has ended (a statement
         that commits by itself); everything open is lost and the connection replaced."""
-        dbapi = self._dbapi
-        if dbapi is None or self.driver.in_transaction(dbapi) is not False:
+        if not self.shared.ended():
             return
         self._breach(
             f"the statement {short_sql(sql)!r} ended the test transaction by itself (the "
@@ -188,10 +159,8 @@ class Ledger:
             if wrote and scope is not context.scope:
                 scope.lost = f"the rows of {opener} were lost: {reason}"
                 scope.lost_fixtures = frozenset(self._written_by.get(scope, {None}))
-        pooled, self._pooled, self._dbapi = self._pooled, None, None
         self._lose_all(f"it was lost when {context.who} broke isolation: {reason}")
-        if pooled is not None:
-            pooled.invalidate()
+        self.shared.drop()
         self.on_breach(reason)
         raise IsolationError(f"pytest-alchemy: in {context.who}, {reason}")
 
@@ -225,7 +194,7 @@ class Ledger:
         context = self.context()
         if writes:
             self._written_by.setdefault(context.scope, set()).add(context.fixture)
-        key = (context, self._generation)
+        key = (context, self.shared.generation)
         if self._ensured == key:
             return
         for scope in (self.root, *context.scope.chain):
@@ -289,7 +258,7 @@ class Ledger:
             del self.layers[index:]
             del self.entries[position + 1 :]
             entry.owner, entry.writers, entry.waiting = None, set(), False  # a spare now
-            if self._dbapi is not None:
+            if self.shared.connected:
                 self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
             self._settle()
 
@@ -515,10 +484,6 @@ class Ledger:
             if ending in layer.scope.chain:
                 return self.entries.index(layer.entry) < position
         return False
-
-
-#: The savepoint under everything, never released: rolled back to at the end of the run.
-_ROOT = "pa_run"
 
 
 class _Statement:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._virtual import VirtualConnection, VirtualCursor
+from ._cursor import VirtualCursor
+from ._virtual import VirtualConnection
 
 # -- what drivers expose about transactions, answered for the virtual connection ---------
 
