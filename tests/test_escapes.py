@@ -639,3 +639,72 @@ def test_a_procedure_that_commits_through_callproc_is_a_breach(models_project: P
         assert_isolation_error(message)
         assert "CALL p_commit" in message, message
         assert_all_empty(models_project)
+
+
+MORE_CONTROL = {
+    "postgresql": """
+        def test_two_phase_commit_is_refused(db_session):
+            from pytest_alchemy import IsolationError
+
+            with models.engine.connect() as conn:
+                add(conn, "2pc@x")
+                with pytest.raises(IsolationError, match="two-phase"):
+                    conn.exec_driver_sql("PREPARE TRANSACTION 'tx1'")
+                conn.rollback()
+            assert emails(db_session) == []
+
+        def test_server_side_cursor_is_not_pulled_from_under_its_reader(db_session):
+            from pytest_alchemy import IsolationError
+
+            writer = models.engine.connect()
+            add(writer, "w@x")
+            with models.engine.connect() as reader:
+                result = reader.execution_options(stream_results=True, yield_per=2).execute(
+                    select(User.email)
+                )
+                assert result.fetchmany(1) == [("w@x",)]
+                with pytest.raises(IsolationError, match="still in a transaction"):
+                    writer.rollback()
+                assert result.fetchall() == []
+            writer.close()
+    """,
+    "mariadb": """
+        def test_set_autocommit_switches_the_connection(db_session):
+            with models.engine.connect() as conn:
+                conn.exec_driver_sql("SET autocommit = 1")
+                add(conn, "auto@x")
+                conn.rollback()  # nothing to undo: the insert was kept at once
+                conn.exec_driver_sql("SET autocommit = 0")
+            assert emails(db_session) == ["auto@x"]
+
+        def test_comment_before_a_statement_that_commits(db_session):
+            from pytest_alchemy import IsolationError
+
+            with models.engine.connect() as conn:
+                with pytest.raises(IsolationError, match="commits implicitly"):
+                    conn.exec_driver_sql("/* tidy up */ TRUNCATE TABLE posts")
+
+        def test_comment_before_a_commit(db_session):
+            with models.engine.connect() as conn:
+                add(conn, "c@x")
+                conn.exec_driver_sql("-- done\\nCOMMIT")
+                add(conn, "d@x")
+                conn.rollback()
+            assert emails(db_session) == ["c@x"]
+    """,
+    "sqlite": """
+        def test_comment_before_a_commit(db_session):
+            with models.engine.connect() as conn:
+                add(conn, "c@x")
+                conn.exec_driver_sql("/* done */ COMMIT")
+                add(conn, "d@x")
+                conn.rollback()
+            assert emails(db_session) == ["c@x"]
+    """,
+}
+
+
+def test_more_transaction_control_below_sqlalchemy(models_project: Project) -> None:
+    body = MORE_CONTROL[models_project.backend.name]
+    write_tests(models_project, "test_more_control.py", body)
+    run_and_check_empty(models_project, passed=body.count("def test_") + 1)

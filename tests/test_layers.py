@@ -420,3 +420,38 @@ def test_wide_fixture_first_used_after_narrower_scopes_only_read(
         write_tests(models_project, name, body, footer=False)
     models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=4)
     assert_all_empty(models_project)
+
+
+WIDE_SESSIONS = """
+@pytest.fixture(scope="session")
+def shared_session():
+    session = models.SessionLocal()
+    yield session
+    session.close()
+
+def test_1_reads_through_a_session_wide_session(shared_session):
+    assert emails(shared_session) == []
+
+def test_2_writes_through_it(shared_session):
+    shared_session.add(User(email="two@x"))
+    shared_session.commit()
+    assert emails(shared_session) == ["two@x"]
+
+def test_3_sees_its_own_test_only(shared_session):
+    assert emails(shared_session) == []
+
+def test_4_module_db_session_in_tests(module_db_session):
+    module_db_session.add(User(email="four@x"))
+    module_db_session.commit()
+    assert emails(module_db_session) == ["four@x"]
+
+def test_5_module_db_session_again(module_db_session):
+    assert emails(module_db_session) == []
+"""
+
+
+def test_sessions_of_wider_scopes_used_by_tests(models_project: Project) -> None:
+    # What a test commits through a wider-scoped session is the test's: undone after it.
+    write_tests(models_project, "test_wide_sessions.py", WIDE_SESSIONS)
+    models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=6)
+    assert_all_empty(models_project)

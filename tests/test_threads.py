@@ -174,3 +174,49 @@ def test_a_thread_that_outlives_its_test_cannot_write_into_the_next(
     result, _seconds = run_bounded(models_project, *RUN, timeout=90)
     result.assert_outcomes(passed=4)
     assert_all_empty(models_project)
+
+
+LIBRARY_THREAD = """
+import logging
+import logging.handlers
+import queue
+
+class DatabaseHandler(logging.Handler):
+    def emit(self, record):
+        with models.SessionLocal() as session:
+            session.add(User(email=record.getMessage()))
+            session.commit()
+
+LOG_QUEUE = queue.Queue()
+LISTENER = None
+
+def audit(message):
+    # The application starts logging's listener thread on first use, in some test.
+    global LISTENER
+    if LISTENER is None:
+        LISTENER = logging.handlers.QueueListener(LOG_QUEUE, DatabaseHandler())
+        LISTENER.start()
+    LOG_QUEUE.put(logging.makeLogRecord({"msg": message}))
+
+def flush():
+    LISTENER.stop()
+    LISTENER.start()
+
+def test_1_first_audit(db_session):
+    audit("one@x")
+    flush()
+    assert emails(db_session) == ["one@x"]
+
+def test_2_the_listener_serves_this_test_too(db_session):
+    audit("two@x")
+    flush()
+    assert emails(db_session) == ["two@x"]
+    LISTENER.stop()
+"""
+
+
+def test_a_library_thread_started_in_one_test_serves_the_next(models_project: Project) -> None:
+    write_tests(models_project, "test_library_thread.py", LIBRARY_THREAD)
+    result, _seconds = run_bounded(models_project, *RUN, timeout=90)
+    result.assert_outcomes(passed=3)
+    assert_all_empty(models_project)

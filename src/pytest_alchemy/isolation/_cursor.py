@@ -15,9 +15,12 @@ if TYPE_CHECKING:
 class VirtualCursor:
     """A driver cursor whose statements go through its virtual connection."""
 
-    def __init__(self, conn: VirtualConnection, real: Any) -> None:
+    def __init__(self, conn: VirtualConnection, real: Any, named: bool = False) -> None:
         self._conn = conn
         self._real = real
+        self._named = named
+        if named:
+            conn.open_named_cursors += 1
         self._empty = False  # the last statement was transaction control
         self._rows: collections.deque[Any] | None = None  # read at once (see Driver)
 
@@ -103,6 +106,9 @@ class VirtualCursor:
 
     def close(self) -> None:
         with self._conn._ledger.mutex:
+            if self._named:
+                self._named = False
+                self._conn.open_named_cursors -= 1
             self._real.close()
 
     def __enter__(self) -> VirtualCursor:

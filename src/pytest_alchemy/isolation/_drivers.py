@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Final
 
+from ._sql import body
+
 
 class Driver:
     """What every backend shares: the driver connection is switched to autocommit through
@@ -60,7 +62,8 @@ class PostgresDriver(Driver):
         self.run(dbapi, f"SET lock_timeout = {int(lock_timeout * 1000)}")
 
     def savepoint_missing(self, exc: BaseException) -> bool:
-        return getattr(exc, "sqlstate", None) == "3B001"  # invalid_savepoint_specification
+        # invalid_savepoint_specification; no_active_sql_transaction
+        return getattr(exc, "sqlstate", None) in ("3B001", "25P01")
 
     def in_transaction(self, dbapi: Any) -> bool | None:
         info = getattr(dbapi, "info", None)
@@ -79,7 +82,6 @@ _MYSQL_IMPLICIT: Final = frozenset(
     )
 )  # fmt: skip
 _TEMPORARY: Final = re.compile(r"\s*(create|drop)\s+temporary\s", re.IGNORECASE)
-_AUTOCOMMIT_ON: Final = re.compile(r"autocommit\s*(=|:=)\s*(1|on|true)\b", re.IGNORECASE)
 
 
 class MySQLDriver(Driver):
@@ -106,9 +108,7 @@ class MySQLDriver(Driver):
         return None if not isinstance(status, int) else bool(status & 1)  # IN_TRANS
 
     def implicit_commit(self, word: str, sql: str) -> bool:
-        if word == "set":
-            return _AUTOCOMMIT_ON.search(sql) is not None
-        return word in _MYSQL_IMPLICIT and not _TEMPORARY.match(sql)
+        return word in _MYSQL_IMPLICIT and not _TEMPORARY.match(body(sql))
 
 
 class SQLiteDriver(Driver):

@@ -31,11 +31,14 @@ class ThreadGate:
                 owner = self._owner
                 raise IsolationError(
                     f"pytest-alchemy: thread {thread.name!r} waited {self.timeout:g} s for "
-                    f"thread {owner.name if owner else '?'!r} to end its transaction on the "
-                    "test's shared connection (threads take turns, like pooled "
-                    "connections committing one after another).\nFix: end each thread's "
-                    "session or connection (commit, rollback or close) when its work is "
-                    "done, or raise alchemy_lock_timeout."
+                    f"thread {owner.name if owner else '?'!r} to end its writing "
+                    "transaction on the test's shared connection (threads take turns, like "
+                    "pooled connections committing one after another). If that thread is "
+                    "itself waiting for this one (work handed to other threads while its "
+                    "transaction is open), one shared connection cannot do it.\nFix: "
+                    "commit (or end) a thread's transaction before it waits for other "
+                    "threads' database work, and end each thread's session or connection "
+                    "when its work is done."
                 )
             self._owner = thread
             self._depth += 1

@@ -222,7 +222,7 @@ class Ledger:
         Returns whether they were folded away."""
         entry = self.layers[depth].entry
         position = self.entries.index(entry)
-        if any(e.writers for e in self.entries[position:]):
+        if any(e.writers or _pinned(e) for e in self.entries[position:]):
             return False
         reopen = [e for e in self.entries[position + 1 :] if e.owner is not None and not e.waiting]
         reopen = [e for e in reopen if not isinstance(e.owner, Layer)]
@@ -368,9 +368,10 @@ class Ledger:
         ]
 
     def _blockers(self, entry: Entry, owner: Any) -> list[Entry]:
-        """Open savepoints of others above ``entry`` that hold writes: ending ``entry``
-        would end them too. (Those that only read are moved above instead.)"""
-        return [e for e in self._open_above(entry, owner) if e.writers]
+        """Open savepoints of others above ``entry`` that hold writes (or a server-side
+        cursor): ending ``entry`` would end them too. (Those that only read are moved
+        above instead.)"""
+        return [e for e in self._open_above(entry, owner) if (e.writers - {owner}) or _pinned(e)]
 
     def _reopen(self, entries: list[Entry]) -> None:
         """Give savepoints that only read, ended with one below them, a new savepoint on
@@ -394,7 +395,9 @@ class Ledger:
     def rollback_is_clean(self, entry: Entry) -> bool:
         """Whether rolling back to ``entry`` would undo only its owner's work."""
         position = self.entries.index(entry)
-        return not any(e.writers - {entry.owner} for e in self.entries[position:])
+        return not self._blockers(entry, entry.owner) and not any(
+            e.writers - {entry.owner} for e in self.entries[position:]
+        )
 
     def _release_waiting(self) -> None:
         while True:
@@ -437,7 +440,7 @@ class Ledger:
         region = self.entries[position:]
         blockers = self._blockers(entry, owner)
         foreign = [e for e in region if e.writers - {owner}]
-        if not foreign:  # so no blocker either: others above only read
+        if not foreign and not blockers:  # others above only read
             entry.rollback_pending = False
             reopen = self._open_above(entry, owner)
             self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
@@ -484,6 +487,10 @@ class Ledger:
             if ending in layer.scope.chain:
                 return self.entries.index(layer.entry) < position
         return False
+
+
+def _pinned(entry: Entry) -> bool:
+    return bool(getattr(entry.owner, "pinned", False))
 
 
 class _Statement:

@@ -40,7 +40,7 @@ class PsycopgConnection(VirtualConnection):
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
-        self._autocommit = bool(value)
+        self.set_autocommit(bool(value))
 
     @property
     def info(self) -> _PsycopgInfo:
@@ -63,9 +63,7 @@ class MySQLConnection(VirtualConnection):
     """PyMySQL and mysqlclient: ``autocommit(flag)`` and ``get_autocommit()``."""
 
     def autocommit(self, value: bool) -> None:
-        if value and self._transaction is not None:
-            self.commit()  # as SET autocommit = 1 does
-        self._autocommit = bool(value)
+        self.set_autocommit(bool(value))
 
     def get_autocommit(self) -> bool:
         return self._autocommit

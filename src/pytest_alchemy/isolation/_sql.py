@@ -38,32 +38,61 @@ _SAVEPOINT: Final = re.compile(
 _READING: Final = frozenset(
     ("select", "show", "explain", "pragma", "describe", "values", "with", "set")
 )
-_FIRST_WORD: Final = re.compile(r"\s*\(*\s*([A-Za-z]+)")
+#: Comments and white space before a statement's first word.
+_LEADING: Final = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*(?:\n|\Z)|#[^\n]*(?:\n|\Z))*", re.DOTALL)
+_FIRST_WORD: Final = re.compile(r"\(*\s*([A-Za-z]+)")
 #: First words that can be transaction control or savepoints (checked before the regexes).
 _CONTROL_WORDS: Final = frozenset(
-    ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release")
+    ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "set")
+)
+#: ``SET autocommit = 1`` (MySQL / MariaDB): a switch of the connection's autocommit.
+_AUTOCOMMIT: Final = re.compile(
+    r"SET\s+(?:SESSION\s+|LOCAL\s+|@@(?:SESSION\.|LOCAL\.)?)?autocommit\s*:?=\s*"
+    r"(?P<value>1|0|ON|OFF|TRUE|FALSE|DEFAULT)\s*;?\s*\Z",
+    re.IGNORECASE,
+)
+#: Two-phase commit and XA: not something a savepoint can stand for.
+_TWO_PHASE: Final = re.compile(
+    r"(?:PREPARE\s+TRANSACTION|COMMIT\s+PREPARED|ROLLBACK\s+PREPARED|XA)\b", re.IGNORECASE
 )
 
 
 @dataclass(frozen=True)
 class Control:
     """A transaction-control statement: ``action`` is one of ``begin``, ``commit``,
-    ``rollback``, ``savepoint``, ``release``, ``rollback_to``; ``name`` is the
-    savepoint's name (as written, quotes removed) for the last three."""
+    ``rollback``, ``savepoint``, ``release``, ``rollback_to`` (``name``: the savepoint's
+    name, as written, quotes removed) or ``autocommit`` (``name``: ``on`` or ``off``)."""
 
     action: str
     name: str = ""
 
 
+def body(sql: str) -> str:
+    """The statement without the comments and white space before it."""
+    return sql[_LEADING.match(sql).end() :]  # type: ignore[union-attr]  # always matches
+
+
 def first_word(sql: str) -> str:
-    match = _FIRST_WORD.match(sql)
+    match = _FIRST_WORD.match(body(sql))
     return match.group(1).lower() if match else ""
+
+
+def two_phase(sql: str) -> bool:
+    """Whether the statement is two-phase commit (PREPARE TRANSACTION...) or XA."""
+    return _TWO_PHASE.match(body(sql)) is not None
 
 
 def control(sql: str, word: str) -> Control | None:
     """The transaction control ``sql`` is (``word`` is its first word), or ``None``."""
     if word not in _CONTROL_WORDS:
         return None
+    sql = body(sql)
+    if word == "set":
+        switch = _AUTOCOMMIT.match(sql)
+        if switch is None:
+            return None
+        value = switch.group("value").lower()
+        return Control("autocommit", "off" if value in ("0", "off", "false") else "on")
     match = _SAVEPOINT.match(sql)
     if match is not None:
         action = next(k for k in ("savepoint", "release", "rollback_to") if match.group(k))

@@ -12,6 +12,8 @@ driver cursors) is SQLAlchemy's own, untouched.
 
 from __future__ import annotations
 
+import os
+import sysconfig
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +22,7 @@ from .._errors import IsolationError
 from ._cursor import VirtualCursor
 from ._ledger import PENDING, RELEASED, Ledger
 from ._scope import Entry, Scope
-from ._sql import control, first_word, hidden_control, may_write
+from ._sql import control, first_word, hidden_control, may_write, two_phase
 
 
 class VirtualTransaction:
@@ -33,14 +35,27 @@ class VirtualTransaction:
         self.gated = gated
         self.base: Entry | None = None
         self.savepoints: list[tuple[str, Entry]] = []
+        #: Whether a statement that may write ran in it.
+        self.wrote = False
 
     @property
     def label(self) -> str:
         return self.conn.label
 
     def lose(self, reason: str) -> None:
-        """The ledger rolled this transaction back from under its connection."""
-        self.conn._lost(self, reason)
+        """The ledger rolled this transaction back from under its connection: one that
+        only read just ends (its next statement begins another); one that wrote is
+        told to its connection's next use."""
+        if self.wrote:
+            self.conn._lost(self, reason)
+        else:
+            self.conn._ended(self)
+
+    @property
+    def pinned(self) -> bool:
+        """Whether its connection has a server-side cursor open, which dies with the
+        transaction's savepoint: it cannot be moved above another's."""
+        return self.conn.open_named_cursors > 0
 
     def ended(self) -> None:
         """The ledger carried out this transaction's pending rollback."""
@@ -63,6 +78,8 @@ class VirtualConnection:
         self.stamp: Scope | None = None
         #: Set by the pool's reset event, just before it rolls back on return.
         self.resetting = False
+        #: Server-side (named) cursors open on it (psycopg's stream_results).
+        self.open_named_cursors = 0
 
     @property
     def label(self) -> str:
@@ -110,7 +127,11 @@ class VirtualConnection:
         if self._closed:
             raise IsolationError(f"pytest-alchemy: {self.label} is closed")
         stamp = self.stamp
-        if stamp is not None and not stamp.alive:
+        if (
+            stamp is not None
+            and not stamp.alive
+            and threading.current_thread() is not self._ledger.home_thread
+        ):
             raise IsolationError(
                 f"pytest-alchemy: {self.label}, checked out during {stamp.label}, was used "
                 f"after that ended, from thread {threading.current_thread().name!r}; its "
@@ -257,8 +278,14 @@ class VirtualConnection:
             word = first_word(text) if text is not None else ""
             command = control(text, word) if text is not None else None
             if command is not None:
+                if command.action in ("begin", "savepoint"):
+                    # Its savepoint goes above the layers of the scope it runs in.
+                    ledger.ensure_context(False)
+                    ledger.drop_spare()
                 if command.action == "begin":
                     self._begin(gated)
+                elif command.action == "autocommit":
+                    self.set_autocommit(command.name == "on")
                 elif command.action in ("commit", "rollback"):
                     self._end(commit=command.action == "commit")
                 else:
@@ -282,13 +309,19 @@ class VirtualConnection:
                 interleaved = not ledger.is_top(innermost or transaction.base)  # type: ignore[arg-type]
             if writes:
                 ledger.record_write(writer)
+                if writer is self._transaction and self._transaction is not None:
+                    self._transaction.wrote = True
             if word == "call":
                 ledger.suspect = (text or "", ledger.context().who)
-            if interleaved:
-                with ledger.statement_savepoint():
+            try:
+                if interleaved:
+                    with ledger.statement_savepoint():
+                        result = action()
+                else:
                     result = action()
-            else:
-                result = action()
+            except Exception:
+                ledger.check_breach(text or "")  # a failure may end it too
+                raise
             ledger.check_breach(text or "")
             return True, result
 
@@ -303,6 +336,13 @@ class VirtualConnection:
                 "create tables, indexes and locks in the schema build (migrations or "
                 "metadata), use CREATE TEMPORARY TABLE, or DELETE instead of TRUNCATE."
             )
+        if two_phase(text):
+            raise IsolationError(
+                f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}: two-phase "
+                "commit and XA transactions end the test transaction; they cannot be "
+                "imitated on its shared connection. It was not run.\nFix: test that code "
+                "with the database to itself (outside rollback isolation)."
+            )
         if hidden_control(text):
             raise IsolationError(
                 f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}: transaction "
@@ -316,7 +356,14 @@ class VirtualConnection:
         # Checked when a statement runs (an error raised here would reach the
         # application wrapped in SQLAlchemy's StatementError).
         with self._ledger.mutex:
-            return VirtualCursor(self, self._ledger.dbapi().cursor(*args, **kw))
+            named = bool(args and isinstance(args[0], str)) or bool(kw.get("name"))
+            return VirtualCursor(self, self._ledger.dbapi().cursor(*args, **kw), named)
+
+    def set_autocommit(self, value: bool) -> None:
+        """Switch autocommit as the drivers do: switching it on commits what is open."""
+        if value and self._transaction is not None:
+            self._end(commit=True)
+        self._autocommit = value
 
     # -- everything else is the driver connection's --------------------------------------
 
@@ -335,12 +382,24 @@ class VirtualConnection:
 
 
 def _pool_worker(thread: threading.Thread) -> bool:
-    """Whether a thread is a worker of a thread pool (concurrent.futures, anyio: what
-    Starlette's TestClient and asyncio's executor use), which runs work that whoever uses
-    the pool hands it, in whichever test that is."""
-    target = getattr(thread, "_target", None)
-    module = getattr(target, "__module__", "") or ""
-    return module.startswith("concurrent.futures") or type(thread).__module__.startswith("anyio")
+    """Whether a thread runs code of the standard library or of an installed package
+    (a thread pool's worker, logging's QueueListener, anyio's worker that Starlette's
+    TestClient uses): such threads run what whoever uses them hands them, in whichever
+    test that is. Threads that run the project's own code are the ones checked."""
+    target = getattr(thread, "_target", None) or type(thread).run
+    code = getattr(getattr(target, "__func__", target), "__code__", None)
+    if code is None:
+        return True
+    return bool(os.path.realpath(code.co_filename).startswith(_LIBRARY_PATHS))
+
+
+_LIBRARY_PATHS = tuple(
+    {
+        os.path.realpath(path)
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (path := sysconfig.get_paths().get(key))
+    }
+)
 
 
 def _may_write(sql: Any) -> bool:
