@@ -489,10 +489,7 @@ def test_isolation_error_is_an_alchemy_error() -> None:
 
 # -- G. transaction control in every form a driver or an application sends it ------------
 
-#: Per backend, ways application code ends or begins transactions below SQLAlchemy; each
-#: inner test writes, then does it, then rolls back or closes.
-DRIVER_CONTROL = {
-    "postgresql": """
+COMMIT_AND_CHAIN = """
         def test_commit_and_chain(db_session):
             with models.engine.connect() as conn:
                 add(conn, "chain@x")
@@ -500,6 +497,13 @@ DRIVER_CONTROL = {
                 add(conn, "after-chain@x")
                 conn.rollback()
             assert emails(db_session) == ["chain@x"]
+"""
+
+#: Per backend, ways application code ends or begins transactions below SQLAlchemy; each
+#: inner test writes, then does it, then rolls back or closes.
+DRIVER_CONTROL = {
+    "postgresql": COMMIT_AND_CHAIN
+    + """
 
         def test_psycopg_execute_shortcut_then_rollback(db_session):
             raw = models.engine.raw_connection()
@@ -526,14 +530,8 @@ DRIVER_CONTROL = {
                     conn.exec_driver_sql("INSERT INTO users (email) VALUES ('m@x'); COMMIT")
             assert emails(db_session) == []
     """,
-    "mariadb": """
-        def test_commit_and_chain(db_session):
-            with models.engine.connect() as conn:
-                add(conn, "chain@x")
-                conn.exec_driver_sql("COMMIT AND CHAIN")
-                add(conn, "after-chain@x")
-                conn.rollback()
-            assert emails(db_session) == ["chain@x"]
+    "mariadb": COMMIT_AND_CHAIN
+    + """
 
         def test_pymysql_begin_and_query(db_session):
             raw = models.engine.raw_connection()

@@ -51,13 +51,7 @@ class SharedConnection:
         """Send plugin SQL (a savepoint statement)."""
         self._send(self.dbapi(), sql)
 
-    @staticmethod
-    def _send(dbapi: Any, sql: str) -> None:
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
+    _send = staticmethod(Driver.run)
 
     def ended(self) -> bool:
         """Whether the database says the run's transaction is over."""
