@@ -497,6 +497,14 @@ COMMIT_AND_CHAIN = """
                 add(conn, "after-chain@x")
                 conn.rollback()
             assert emails(db_session) == ["chain@x"]
+
+        def test_commit_and_chain_with_a_comment(db_session):
+            with models.engine.connect() as conn:
+                add(conn, "chain2@x")
+                conn.exec_driver_sql("/* done */ COMMIT AND CHAIN -- keep going")
+                add(conn, "after-chain2@x")
+                conn.rollback()
+            assert emails(db_session) == ["chain2@x"]
 """
 
 #: Per backend, ways application code ends or begins transactions below SQLAlchemy; each

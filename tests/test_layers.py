@@ -455,3 +455,42 @@ def test_sessions_of_wider_scopes_used_by_tests(models_project: Project) -> None
     write_tests(models_project, "test_wide_sessions.py", WIDE_SESSIONS)
     models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=6)
     assert_all_empty(models_project)
+
+
+OPEN_WIDE_TRANSACTIONS = {
+    "test_m.py": """
+        @pytest.fixture(scope="module")
+        def warmed(module_db_session):
+            emails(module_db_session)  # a read: its transaction stays open
+            return module_db_session
+
+        def test_1_commits_through_it(warmed):
+            warmed.add(User(email="t1@x"))
+            warmed.commit()
+            assert emails(warmed) == ["t1@x"]
+
+        def test_2_does_not_see_it(warmed, db_session):
+            assert emails(db_session) == []
+
+        def test_3_late_session_fixture(db_session, request):
+            emails(db_session)  # db_session's transaction: a read, still open
+            request.getfixturevalue("session_rows")
+            db_session.add(User(email="t3@x"))
+            db_session.commit()
+            assert emails(db_session) == ["session@x", "t3@x"]
+    """,
+    "test_n.py": """
+        def test_4_only_the_session_rows(session_rows, db_session):
+            assert emails(db_session) == ["session@x"]
+    """,
+}
+
+
+def test_commits_of_open_wider_transactions_stay_in_the_test(models_project: Project) -> None:
+    # A transaction begun in a wider scope and still open (it only read) commits during a
+    # test: the test's rows are still the test's.
+    models_project.write("conftest.py", LATE_FIRST_USE_CONFTEST)
+    for name, body in OPEN_WIDE_TRANSACTIONS.items():
+        write_tests(models_project, name, body, footer=False)
+    models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=4)
+    assert_all_empty(models_project)

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 from .._errors import IsolationError
 from ._drivers import Driver
 from ._gate import ThreadGate
-from ._messages import misnested, refusal, short_sql
+from ._messages import after_the_end, misnested, refusal, short_sql
 from ._scope import Context, Entry, Layer, Scope
 from ._shared import ROOT, SharedConnection
 
@@ -200,6 +200,10 @@ class Ledger:
         for scope in (self.root, *context.scope.chain):
             if scope.lost is not None and None in scope.lost_fixtures:
                 raise IsolationError(f"pytest-alchemy: in {context.who}: {scope.lost}")
+        if not context.scope.alive:
+            if writes:
+                raise IsolationError(after_the_end(context.who))
+            return  # a read after the scope's end (a reporting hook): harmless
         chain = context.scope.chain
         depth = 0
         for layer in self.layers:
@@ -367,16 +371,26 @@ class Ledger:
             if e.owner is not None and e.owner is not owner and not e.waiting
         ]
 
-    def _blockers(self, entry: Entry, owner: Any) -> list[Entry]:
-        """Open savepoints of others above ``entry`` that hold writes (or a server-side
-        cursor): ending ``entry`` would end them too. (Those that only read are moved
-        above instead.)"""
-        return [e for e in self._open_above(entry, owner) if (e.writers - {owner}) or _pinned(e)]
+    def _blockers(self, entry: Entry, owner: Any, *, releasing: bool = False) -> list[Entry]:
+        """Open savepoints of others above ``entry`` that hold writes of others (or a
+        server-side cursor): ending ``entry`` would end them too. (Those that only read
+        are moved above instead.) To release ``entry``, a scope's layer above it that
+        holds any writes blocks too: releasing would hand the narrower scope's rows to
+        the wider one."""
+
+        def blocks(e: Entry) -> bool:
+            if releasing and isinstance(e.owner, Layer) and e.writers:
+                return True
+            return bool(e.writers - {owner}) or _pinned(e)
+
+        return [e for e in self._open_above(entry, owner) if blocks(e)]
 
     def _reopen(self, entries: list[Entry]) -> None:
-        """Give savepoints that only read, ended with one below them, a new savepoint on
-        top, in their order: their transactions go on as if nothing happened."""
+        """Give savepoints ended with one below them (their regions undone, or holding
+        nothing) a new savepoint on top, in their order: their transactions and scopes go
+        on as if nothing happened."""
         for entry in entries:
+            entry.writers = set()
             entry.name = f"pa_sp_{next(self._names)}"
             self.execute(f"SAVEPOINT {entry.name}")
             self.entries.append(entry)
@@ -405,7 +419,7 @@ class Ledger:
                 (
                     i
                     for i, e in enumerate(self.entries)
-                    if e.waiting and not self._blockers(e, e.owner)
+                    if e.waiting and not self._blockers(e, e.owner, releasing=True)
                 ),
                 None,
             )

@@ -43,6 +43,16 @@ def misnested(who: str, opener: str) -> str:
     )
 
 
+def after_the_end(who: str) -> str:
+    """A statement that may write runs after its scope ended (a pytest hook)."""
+    return (
+        f"pytest-alchemy: a statement that may write ran for {who} after it ended (in a "
+        "pytest hook such as pytest_runtest_logreport?): no scope is there to undo it.\n"
+        "Fix: write from fixtures or tests, or from hooks that run while the test is "
+        "set up or runs."
+    )
+
+
 def label(owner: Any) -> str:
     """How messages name a savepoint's owner (a connection, a session, a scope)."""
     return str(getattr(owner, "label", owner))

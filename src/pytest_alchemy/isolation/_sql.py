@@ -1,8 +1,12 @@
 """What a statement sent through a routed connection is: transaction control that the
 plugin carries out itself, a savepoint of the application's, a read, or a write.
 
-Only transaction control and savepoints change what the plugin does; the read/write
-judgement only ever chooses between refusing and allowing (see :mod:`._ledger`).
+Transaction control and savepoints are carried out by the plugin. The read/write
+judgement (a heuristic on the SQL text) decides: whether a rollback that cannot be real
+may end as a release (its transaction only read) or is refused; whether the empty
+layers of narrower scopes may be set aside for a wider fixture; whether a transaction
+rolled back with its scope is quietly ended (it only read) or reported at its next use.
+A write it misses is a function that writes, called from a SELECT.
 """
 
 from __future__ import annotations
@@ -67,9 +71,19 @@ class Control:
     name: str = ""
 
 
+#: Comments and white space after a statement's last word.
+_TRAILING: Final = re.compile(r"(?:\s+|;|/\*.*?\*/|--[^\n]*|#[^\n]*)*\Z", re.DOTALL)
+
+
 def body(sql: str) -> str:
     """The statement without the comments and white space before it."""
     return sql[_LEADING.match(sql).end() :]  # type: ignore[union-attr]  # always matches
+
+
+def _bare(sql: str) -> str:
+    """The statement without comments (and white space) before and after it."""
+    sql = body(sql)
+    return sql[: _TRAILING.search(sql).start()]  # type: ignore[union-attr]  # always matches
 
 
 def first_word(sql: str) -> str:
@@ -86,7 +100,7 @@ def control(sql: str, word: str) -> Control | None:
     """The transaction control ``sql`` is (``word`` is its first word), or ``None``."""
     if word not in _CONTROL_WORDS:
         return None
-    sql = body(sql)
+    sql = _bare(sql)
     if word == "set":
         switch = _AUTOCOMMIT.match(sql)
         if switch is None:
@@ -107,21 +121,28 @@ def control(sql: str, word: str) -> Control | None:
     return None
 
 
+_WRITING_READ: Final = re.compile(
+    r"\b(?:insert|update|delete|merge|into|analy[sz]e)\b", re.IGNORECASE
+)
+
+
 def may_write(word: str, sql: str) -> bool:
-    """Whether a statement may change data: anything but a plain read (``WITH`` counts
-    as a read only when no data-changing verb follows)."""
+    """Whether a statement may change data: anything but a plain read. A read counts as
+    a write when a data-changing word follows its first (``WITH ... INSERT``, ``SELECT
+    ... INTO``, ``EXPLAIN ANALYZE``), and a ``SET`` when it calls a function. Functions
+    that write, called from a ``SELECT``, are not seen: such a SELECT counts as a read."""
     if word not in _READING:
         return True
-    if word == "with":
-        lowered = sql.lower()
-        return any(verb in lowered for verb in ("insert", "update", "delete", "merge"))
-    return False
+    if word == "set":
+        return "(" in sql
+    return word != "pragma" and _WRITING_READ.search(sql) is not None
 
 
 #: Transaction control after a statement separator: ``INSERT ...; COMMIT``.
 _HIDDEN_CONTROL: Final = re.compile(
-    r";\s*(?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE)\b",
-    re.IGNORECASE,
+    r";(?:\s+|/\*.*?\*/|--[^\n]*\n|\#[^\n]*\n)*"
+    r"(?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE)\b",
+    re.IGNORECASE | re.DOTALL,
 )
 
 

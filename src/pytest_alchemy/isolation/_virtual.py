@@ -12,6 +12,7 @@ driver cursors) is SQLAlchemy's own, untouched.
 
 from __future__ import annotations
 
+import functools
 import os
 import sysconfig
 import threading
@@ -297,7 +298,9 @@ class VirtualConnection:
             ledger.ensure_context(writes)
             ledger.drop_spare()  # not taken by a new layer: this statement lands below it
             self._finish_pending_rollback()
-            if self._transaction is None and (self._autocommit or word in _SETTINGS):
+            if self._transaction is None and (
+                self._autocommit or (word in _SETTINGS and not writes)
+            ):
                 # Kept at once; a session setting (SET NAMES, a PRAGMA on reset) begins no
                 # transaction, as with the drivers.
                 writer: Any = _AUTOCOMMIT
@@ -386,10 +389,17 @@ def _pool_worker(thread: threading.Thread) -> bool:
     (a thread pool's worker, logging's QueueListener, anyio's worker that Starlette's
     TestClient uses): such threads run what whoever uses them hands them, in whichever
     test that is. Threads that run the project's own code are the ones checked."""
-    target = getattr(thread, "_target", None) or type(thread).run
+    target: Any = getattr(thread, "_target", None) or type(thread).run
+    while isinstance(target, functools.partial):
+        target = target.func
     code = getattr(getattr(target, "__func__", target), "__code__", None)
+    if code is None:  # a callable object: its __call__
+        for cls in type(target).__mro__:
+            if "__call__" in vars(cls):
+                code = getattr(vars(cls)["__call__"], "__code__", None)
+                break
     if code is None:
-        return True
+        return False  # unknown: checked
     return bool(os.path.realpath(code.co_filename).startswith(_LIBRARY_PATHS))
 
 

@@ -63,7 +63,11 @@ class ScopeTracker:
         self, node: Node, who: str, *, ending: Scope | None = None, fixture: str | None = None
     ) -> None:
         self._note_threads()
-        self._stack.append(_Frame(node, who, ending, fixture))
+        frame = _Frame(node, who, ending, fixture)
+        # Bound now: a statement made for this frame after its scope ended (a reporting
+        # hook) finds that scope ended, not a fresh one.
+        frame.context = Context(self.scope(node), who, fixture, ending)
+        self._stack.append(frame)
 
     def pop(self) -> None:
         self._note_threads()
@@ -108,6 +112,12 @@ class ScopeTracker:
     def existing(self, node: Node) -> Scope | None:
         return self._scopes.get(node)
 
+    def forget(self, scopes: list[Scope]) -> None:
+        """Ended scopes: their nodes get new scopes if pytest sets them up again (a
+        package whose modules pytest-randomly spread out, a rerun)."""
+        for node in [n for n, s in self._scopes.items() if s in scopes]:
+            del self._scopes[node]
+
     def lost_for(self, item: pytest.Item) -> str | None:
         """Why ``item`` cannot run as written: rows that fixtures it uses wrote in a wider
         scope were lost when another test broke isolation."""
@@ -116,10 +126,6 @@ class ScopeTracker:
             if scope.lost is not None and names & scope.lost_fixtures:
                 return scope.lost
         return None
-
-    def forget(self, scopes: list[Scope]) -> None:
-        for node in [n for n, s in self._scopes.items() if s in scopes]:
-            del self._scopes[node]
 
 
 def _describe(node: Node) -> str:
