@@ -11,6 +11,7 @@ A write it misses is a function that writes, called from a SELECT.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -150,3 +151,29 @@ def hidden_control(sql: str) -> bool:
     """Whether a string of several statements carries transaction control after its
     first statement (which the plugin cannot carry out in its place)."""
     return ";" in sql and _HIDDEN_CONTROL.search(sql) is not None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What the plugin needs to know of a statement's text."""
+
+    word: str
+    control: Control | None
+    writes: bool
+    hidden_control: bool
+    two_phase: bool
+
+
+@functools.lru_cache(maxsize=4096)
+def classify(sql: str) -> Statement:
+    """The statement's first word, its transaction control (if it is some), whether it
+    may write, and what would make it refused; cached, as the same texts come again."""
+    word = first_word(sql)
+    command = control(sql, word)
+    return Statement(
+        word,
+        command,
+        command is None and may_write(word, sql),
+        command is None and hidden_control(sql),
+        command is None and two_phase(sql),
+    )

@@ -23,7 +23,7 @@ from .._errors import IsolationError
 from ._cursor import VirtualCursor
 from ._ledger import PENDING, RELEASED, Ledger
 from ._scope import Entry, Scope
-from ._sql import control, first_word, hidden_control, may_write, two_phase
+from ._sql import Statement, classify
 
 
 class VirtualTransaction:
@@ -276,8 +276,9 @@ class VirtualConnection:
         with ledger.mutex:
             self._check()
             text = sql if isinstance(sql, str) else None
-            word = first_word(text) if text is not None else ""
-            command = control(text, word) if text is not None else None
+            statement = classify(text) if text is not None else None
+            word = statement.word if statement is not None else ""
+            command = statement.control if statement is not None else None
             if command is not None:
                 if command.action in ("begin", "savepoint"):
                     # Its savepoint goes above the layers of the scope it runs in.
@@ -292,9 +293,9 @@ class VirtualConnection:
                 else:
                     self._savepoint(command.action, command.name, gated)
                 return False, None
-            writes = text is None or may_write(word, text)
-            if text is not None:
-                self._refuse(text, word)
+            writes = statement is None or statement.writes
+            if text is not None and statement is not None:
+                self._refuse(text, statement)
             ledger.ensure_context(writes)
             ledger.drop_spare()  # not taken by a new layer: this statement lands below it
             self._finish_pending_rollback()
@@ -328,10 +329,10 @@ class VirtualConnection:
             ledger.check_breach(text or "")
             return True, result
 
-    def _refuse(self, text: str, word: str) -> None:
+    def _refuse(self, text: str, statement: Statement) -> None:
         """Refuse, before they run, statements that would end the shared transaction."""
         driver = self._ledger.driver
-        if driver.implicit_commit(word, text):
+        if driver.implicit_commit(statement.word, text):
             raise IsolationError(
                 f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}, which "
                 f"{driver.dialect.name} commits implicitly: it would end the test "
@@ -339,14 +340,14 @@ class VirtualConnection:
                 "create tables, indexes and locks in the schema build (migrations or "
                 "metadata), use CREATE TEMPORARY TABLE, or DELETE instead of TRUNCATE."
             )
-        if two_phase(text):
+        if statement.two_phase:
             raise IsolationError(
                 f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}: two-phase "
                 "commit and XA transactions end the test transaction; they cannot be "
                 "imitated on its shared connection. It was not run.\nFix: test that code "
                 "with the database to itself (outside rollback isolation)."
             )
-        if hidden_control(text):
+        if statement.hidden_control:
             raise IsolationError(
                 f"pytest-alchemy: {self.label} sent {text.strip()[:80]!r}: transaction "
                 "control inside a string of several statements would end the test "
@@ -413,10 +414,7 @@ _LIBRARY_PATHS = tuple(
 
 
 def _may_write(sql: Any) -> bool:
-    if not isinstance(sql, str):
-        return True
-    word = first_word(sql)
-    return control(sql, word) is None and may_write(word, sql)
+    return not isinstance(sql, str) or classify(sql).writes
 
 
 #: First words of statements that change the session, not the data: outside a
