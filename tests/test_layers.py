@@ -494,3 +494,36 @@ def test_commits_of_open_wider_transactions_stay_in_the_test(models_project: Pro
         write_tests(models_project, name, body, footer=False)
     models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=4)
     assert_all_empty(models_project)
+
+
+NESTED_LEFT_OPEN = """
+@pytest.fixture(scope="module")
+def shared(module_db_session):
+    return module_db_session
+
+def test_1_leaves_a_savepoint_open(shared):
+    shared.begin_nested()
+    shared.add(User(email="nested@x"))
+    shared.flush()
+
+def test_2_rolls_back(shared, db_session):
+    shared.rollback()  # the savepoint's rows went with test 1: nothing left to undo
+    assert emails(db_session) == []
+
+def test_3_leaves_a_transaction_open(shared):
+    shared.add(User(email="again@x"))
+    shared.flush()
+
+def test_4_commits(shared):
+    from pytest_alchemy import IsolationError
+
+    with pytest.raises(IsolationError, match="no longer exists"):
+        shared.commit()
+    shared.rollback()
+"""
+
+
+def test_savepoint_left_open_by_a_test_in_a_wider_session(models_project: Project) -> None:
+    write_tests(models_project, "test_nested_left_open.py", NESTED_LEFT_OPEN)
+    models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=5)
+    assert_all_empty(models_project)

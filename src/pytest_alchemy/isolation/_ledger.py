@@ -256,11 +256,18 @@ class Ledger:
             self._written_by.pop(scope, None)
             position = self.entries.index(entry)
             self._ensured = None
-            for lost in self.entries[position + 1 :]:
-                lost.rollback_pending = False
-                self._lose_owner(lost.owner, f"it was rolled back when {layer.opener} ended")
+            reason = f"it was rolled back when {layer.opener} ended"
+            above = self.entries[position + 1 :]
             del self.layers[index:]
             del self.entries[position + 1 :]
+            for lost in above:
+                lost.rollback_pending = False
+                base = getattr(lost.owner, "base", None)
+                if base is not None and base in self.entries:
+                    # A savepoint of a transaction begun in a wider scope: only it goes.
+                    lost.owner.lose_savepoint(lost, reason)
+                else:
+                    self._lose_owner(lost.owner, reason)
             entry.owner, entry.writers, entry.waiting = None, set(), False  # a spare now
             if self.shared.connected:
                 self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")

@@ -38,6 +38,8 @@ class VirtualTransaction:
         self.savepoints: list[tuple[str, Entry]] = []
         #: Whether a statement that may write ran in it.
         self.wrote = False
+        #: Savepoints of its that a narrower scope's end took, and why.
+        self.lost_savepoints: dict[str, str] = {}
 
     @property
     def label(self) -> str:
@@ -61,6 +63,16 @@ class VirtualTransaction:
     def ended(self) -> None:
         """The ledger carried out this transaction's pending rollback."""
         self.conn._ended(self)
+
+    def lose_savepoint(self, entry: Entry, reason: str) -> None:
+        """One of its savepoints was rolled back with a narrower scope (the transaction
+        itself goes on): its name is told if the application ends it later."""
+        for index, (name, own) in enumerate(self.savepoints):
+            if own is entry:
+                del self.savepoints[index:]
+                self.lost_savepoints[name] = reason
+                self.wrote = True  # what it held is gone: no quiet end for it
+                return
 
 
 class VirtualConnection:
@@ -235,6 +247,19 @@ class VirtualConnection:
             if transaction.savepoints[index][0] == name:
                 break
         else:
+            why = transaction.lost_savepoints.pop(name, None)
+            if why is not None and action == "rollback_to":
+                # What it held is undone already; it stays, as after a ROLLBACK TO.
+                transaction.savepoints.append((name, ledger.begin(transaction)))
+                return
+            if why is not None:
+                raise IsolationError(
+                    f"pytest-alchemy: the savepoint {name!r} of {self.label} no longer "
+                    f"exists: {why} (the savepoint was begun there and left open), so "
+                    "what was written in it is undone, not kept.\nFix: "
+                    "end savepoints (begin_nested()) within the test or fixture that begins "
+                    "them."
+                )
             raise IsolationError(f"pytest-alchemy: no savepoint named {name!r} in {self.label}")
         entry = transaction.savepoints[index][1]
         if action == "release":
@@ -274,11 +299,18 @@ class VirtualConnection:
     def _run(self, sql: Any, action: Callable[[], Any], gated: bool) -> tuple[bool, Any]:
         ledger = self._ledger
         with ledger.mutex:
-            self._check()
             text = sql if isinstance(sql, str) else None
             statement = classify(text) if text is not None else None
             word = statement.word if statement is not None else ""
             command = statement.control if statement is not None else None
+            if (
+                command is not None
+                and command.action in ("rollback", "rollback_to")
+                and self._lost_reason is not None
+            ):
+                self._lost_reason = None  # what it would undo is undone already
+                return False, None
+            self._check()
             if command is not None:
                 if command.action in ("begin", "savepoint"):
                     # Its savepoint goes above the layers of the scope it runs in.
