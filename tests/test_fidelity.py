@@ -633,3 +633,27 @@ def test_over_long_base_name_counted_in_bytes(project: Project, url_env: bool) -
     assert "Traceback" not in text_
     assert "must not run" not in text_
     assert project.databases() == set()
+
+
+REUSED_POOLED_CONNECTIONS = """
+@pytest.mark.parametrize("n", range(3))
+def test_refused_rollback_raises_every_time(db_session, n):
+    with models.engine.connect() as warm:  # a pooled connection, returned and reused
+        warm.execute(select(User.email)).all()
+    first = models.engine.connect()
+    add(first, f"first{n}@x")
+    second = models.engine.connect()
+    add(second, f"second{n}@x")
+    with pytest.raises(IsolationError, match="opened after it"):
+        first.rollback()
+    second.rollback()
+    second.close()
+    first.rollback()
+    first.close()
+    assert emails(db_session) == []
+"""
+
+
+def test_refusals_do_not_depend_on_pool_history(models_project: Project) -> None:
+    count = write_tests(models_project, "test_pooled.py", REUSED_POOLED_CONNECTIONS)
+    run_and_check_empty(models_project, passed=count + 2)

@@ -527,3 +527,34 @@ def test_savepoint_left_open_by_a_test_in_a_wider_session(models_project: Projec
     write_tests(models_project, "test_nested_left_open.py", NESTED_LEFT_OPEN)
     models_project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=5)
     assert_all_empty(models_project)
+
+
+FAILED_SETUP = """
+@pytest.fixture(scope="module")
+def good_rows():
+    with models.engine.begin() as conn:
+        add(conn, "good@x")
+
+@pytest.fixture(scope="module")
+def broken_rows():
+    with models.engine.begin() as conn:
+        add(conn, "broken@x")
+    raise RuntimeError("set-up failed")
+
+def test_1_uses_the_broken_one(broken_rows):
+    pass
+
+def test_2_sees_nothing_of_it(db_session):
+    assert emails(db_session) == []
+
+def test_3_good_rows_only(good_rows, db_session):
+    assert emails(db_session) == ["good@x"]
+"""
+
+
+def test_rows_of_a_wide_fixture_whose_setup_failed_are_undone(models_project: Project) -> None:
+    write_tests(models_project, "test_failed_setup.py", FAILED_SETUP, footer=False)
+    result = models_project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=2, errors=1)
+    assert "set-up failed" in output(result)
+    assert_all_empty(models_project)

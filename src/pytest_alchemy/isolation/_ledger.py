@@ -273,10 +273,13 @@ class Ledger:
                 self.execute(f"ROLLBACK TO SAVEPOINT {entry.name}")
             self._settle()
 
-    def restart_scope(self, scope: Scope, fixture: str) -> None:
-        """``fixture`` (of ``scope``) was torn down while its scope goes on (pytest moves
-        to the fixture's next param): undo what the scope holds, if the fixture wrote.
-        Rows of other fixtures of the scope go with them: tests using those are told."""
+    def restart_scope(
+        self, scope: Scope, fixture: str, why: str = "torn down for its next param"
+    ) -> None:
+        """``fixture`` (of ``scope``) is gone while its scope goes on (pytest moves to
+        the fixture's next param, or its set-up failed): undo what the scope holds, if the
+        fixture wrote. Rows of other fixtures of the scope go with them: tests using
+        those are told."""
         written = self._written_by.get(scope, set())
         if fixture not in written:
             return
@@ -287,8 +290,7 @@ class Ledger:
             shown = ", ".join(repr(name) for name in others)
             scope.lost = (
                 f"the rows that {shown} wrote in {scope.label} were undone when "
-                f"{fixture!r} was torn down for its next param (they share the scope's "
-                "savepoint)"
+                f"{fixture!r} was {why} (they share the scope's savepoint)"
             )
             scope.lost_fixtures = frozenset(others)
 

@@ -116,7 +116,13 @@ class Router:
             dbapi_connection.session_label = None
 
     def _resetting(self, dbapi_connection: Any, record: Any, state: Any) -> None:
-        if isinstance(dbapi_connection, VirtualConnection):
+        # Only when the pool is about to roll back itself (SQLAlchemy sends this event
+        # also when the Connection has reset already, or will only close).
+        if (
+            isinstance(dbapi_connection, VirtualConnection)
+            and not getattr(state, "transaction_was_reset", False)
+            and not getattr(state, "terminate_only", False)
+        ):
             dbapi_connection.resetting = True
 
     # -- sessions ------------------------------------------------------------------------

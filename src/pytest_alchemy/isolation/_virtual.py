@@ -128,6 +128,7 @@ class VirtualConnection:
             self._lost_reason = None
             if self._transaction is not None:
                 self._rollback(defer=True)
+            self.resetting = False
             self.stamp = scope
 
     def _ended(self, transaction: VirtualTransaction) -> None:
@@ -200,6 +201,7 @@ class VirtualConnection:
         self._leave_gate(transaction)
 
     def commit(self) -> None:
+        self.resetting = False  # a pool that resets with commit
         with self._ledger.mutex:
             self._check()
             self._end(commit=True)

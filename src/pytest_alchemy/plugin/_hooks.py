@@ -42,7 +42,22 @@ def pytest_fixture_setup(
 ) -> Generator[None, Any, Any]:
     label = fixture_label(fixturedef.scope, fixturedef.argname)
     with _inside(request.config, request.node, label, fixture=fixturedef.argname):
-        return (yield)
+        try:
+            return (yield)
+        except BaseException:
+            _undo_failed_setup(fixturedef, request)
+            raise
+
+
+def _undo_failed_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+    """A wider-scoped fixture whose set-up failed after writing: its rows would stay for
+    the rest of its scope (pytest caches the failure), so they are undone now."""
+    state = request.config.stash.get(STATE, None)
+    if state is None or state.isolation is None or fixturedef.scope == "function":
+        return
+    scope = state.scopes.existing(request.node)
+    if scope is not None:
+        state.isolation.ledger.restart_scope(scope, fixturedef.argname, "set up and failed")
 
 
 @pytest.hookimpl(wrapper=True)
