@@ -264,6 +264,9 @@ def test_wider_fixture_set_up_late_is_refused(models_project: Project) -> None:
 
             def test_2(self, class_rows, late_module_rows, db_session):
                 raise AssertionError("must not run")
+
+            def test_3_the_class_rows_are_still_there(self, class_rows, db_session):
+                assert emails(db_session) == ["class@x"]
         """,
     )
     write_tests(
@@ -277,7 +280,7 @@ def test_wider_fixture_set_up_late_is_refused(models_project: Project) -> None:
     )
     result = models_project.run("-p", "no:randomly", "--alchemy-reuse-db")
     text = output(result)
-    result.assert_outcomes(passed=3, errors=1)
+    result.assert_outcomes(passed=4, errors=1)
     where, message = only_crash(result)
     assert where == "test_a.py::TestA::test_2 [setup]"
     assert_isolation_error(message)

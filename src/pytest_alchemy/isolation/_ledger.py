@@ -192,18 +192,22 @@ class Ledger:
             self._unobserved = []
             self.deferred.extend(error for _, error in waiting)
         context = self.context()
-        if writes:
-            self._written_by.setdefault(context.scope, set()).add(context.fixture)
         key = (context, self.shared.generation)
-        if self._ensured == key:
-            return
+        if self._ensured != key and not self._open_layers(context, writes):
+            return  # a read where the scope's layers cannot be: harmless where it lands
+        if writes:  # recorded once allowed: a refused write wrote nothing
+            self._written_by.setdefault(context.scope, set()).add(context.fixture)
+
+    def _open_layers(self, context: Context, writes: bool) -> bool:
+        """Open the missing layers of ``context``'s scopes; returns False for a read that
+        runs where they cannot be opened (raises for a write)."""
         for scope in (self.root, *context.scope.chain):
             if scope.lost is not None and None in scope.lost_fixtures:
                 raise IsolationError(f"pytest-alchemy: in {context.who}: {scope.lost}")
         if not context.scope.alive:
             if writes:
                 raise IsolationError(after_the_end(context.who))
-            return  # a read after the scope's end (a reporting hook): harmless
+            return False  # a read after the scope's end (a reporting hook)
         chain = context.scope.chain
         depth = 0
         for layer in self.layers:
@@ -211,13 +215,14 @@ class Ledger:
                 depth += 1
                 continue
             if not writes:
-                return  # a read: harmless where it lands
+                return False  # a read inside a narrower scope's layer
             if not self._fold_layers(depth):
                 raise IsolationError(misnested(context.who, layer.opener))
             break
         for scope in chain[depth:]:
             self._open_layer(scope, context.who)
-        self._ensured = key
+        self._ensured = (context, self.shared.generation)
+        return True
 
     def _fold_layers(self, depth: int) -> bool:
         """Narrower scopes' layers from ``depth`` on are open, and a wider scope is about
