@@ -12,11 +12,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.orm import Session
 
-from .isolation import Context, Ledger, Router, Scope, driver_for
-
-SessionFactory = sessionmaker[Any] | scoped_session[Any]
+from .isolation import Context, Ledger, Router, Scope, SessionFactory, driver_for
 
 
 class IsolatedTransaction:

@@ -6,8 +6,17 @@ Usable without pytest: :class:`~pytest_alchemy.IsolatedTransaction` is built fro
 
 from ._drivers import Driver, driver_for
 from ._ledger import Ledger
-from ._router import Router
+from ._router import Router, SessionFactory
 from ._scope import Context, Scope
 from ._virtual import VirtualConnection
 
-__all__ = ["Context", "Driver", "Ledger", "Router", "Scope", "VirtualConnection", "driver_for"]
+__all__ = [
+    "Context",
+    "Driver",
+    "Ledger",
+    "Router",
+    "Scope",
+    "SessionFactory",
+    "VirtualConnection",
+    "driver_for",
+]

@@ -64,7 +64,6 @@ class Ledger:
         self.context = context
         self.on_breach = on_breach
         self.home_thread = home_thread or threading.current_thread()
-        self.lock_timeout = lock_timeout
         #: The scope a thread was started in, if known (see VirtualConnection.checked_out).
         self.thread_origin = thread_origin
         #: Serialises every use of the driver connection, from any thread.

@@ -32,6 +32,9 @@ from ._ledger import Ledger
 from ._shims import virtual_class
 from ._virtual import VirtualConnection
 
+#: What ``alchemy_sessionmakers`` lists: a sessionmaker, or a scoped_session over one.
+SessionFactory = sessionmaker[Any] | scoped_session[Any]
+
 
 class Router:
     """Routes engines into one :class:`Ledger` until :meth:`close`."""
@@ -40,7 +43,6 @@ class Router:
         self.ledger = ledger
         self._stack = ExitStack()
         self._pools: dict[int, Pool] = {}
-        self.engines: list[Engine] = []
         #: Session objects to the name messages give them (``db_session``...).
         self.session_labels: dict[int, str] = {}
         self._plugin = threading.local()
@@ -84,7 +86,6 @@ class Router:
         saved = pool._creator
         pool._creator = create  # type: ignore[assignment]  # SQLAlchemy wraps either form
         self._pools[id(pool)] = pool
-        self.engines.append(engine)
         event.listen(pool, "checkout", self._stamp)
         event.listen(pool, "checkin", self._unstamp)
         event.listen(pool, "reset", self._resetting)
@@ -94,7 +95,6 @@ class Router:
             event.remove(pool, "checkin", self._unstamp)
             event.remove(pool, "checkout", self._stamp)
             del self._pools[id(pool)]
-            self.engines.remove(engine)
             current = engine.pool
             pool.dispose()
             pool._creator = saved
@@ -127,9 +127,7 @@ class Router:
 
     # -- sessions ------------------------------------------------------------------------
 
-    def route_sessionmaker(
-        self, factory: sessionmaker[Any] | scoped_session[Any], default: Engine
-    ) -> None:
+    def route_sessionmaker(self, factory: SessionFactory, default: Engine) -> None:
         """Route the engines a sessionmaker (or a scoped_session's) is bound to, so that
         ``get_bind()`` still returns them; one bound to nothing gets ``default`` until
         :meth:`close`. A scoped_session's registry is emptied now and at the end (its

@@ -8,15 +8,13 @@ from contextlib import ExitStack
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.orm import Session
 
 from .._database import TestDatabase
 from .._errors import IsolationError, SettingError
 from .._schema import aimed_at
-from ..isolation import Ledger, Router, driver_for
+from ..isolation import Ledger, Router, SessionFactory, driver_for
 from ._scopes import ScopeTracker
-
-SessionFactory = sessionmaker[Any] | scoped_session[Any]
 
 
 class RunIsolation:
