@@ -637,7 +637,7 @@ def test_terminal_summary_says_what_happened_to_the_database(project: Project) -
     items_project(project, colour=True)
     project.replace_tests("test_e.py", uses_db)
     result = project.run("--alchemy-reuse-db")
-    assert summary_lines(result)[0].endswith(" rebuilt (schema changed)")
+    assert summary_lines(result)[0].endswith(" rebuilt (changed: metadata)")
 
     # A run that marks the database dirty (as when a test broke isolation): the next reuse
     # run rebuilds it.

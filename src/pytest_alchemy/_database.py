@@ -11,9 +11,9 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ._errors import AlchemyError, connect_error
-from ._schema import NoSchema, SchemaSource
 from ._urls import render_url
-from .provision import Marker, Provisioner, plugin_engine, provisioner_for
+from .provision import LEGACY_PART, Marker, Provisioner, plugin_engine, provisioner_for
+from .schema import Fingerprint, NoSchema, SchemaSource
 
 
 class TestDatabase:
@@ -150,7 +150,7 @@ class TestDatabase:
         self._dirtied = False
         self.outcome = outcome
 
-    def _rebuild_reason(self, marker: Marker, fingerprint: str) -> str:
+    def _rebuild_reason(self, marker: Marker, fingerprint: Fingerprint) -> str:
         if self._dirtied:
             return "a test committed to it for real"
         if self.recreate:
@@ -158,7 +158,11 @@ class TestDatabase:
         if marker.fingerprint is None:  # half-built, or marked dirty
             return "left dirty by an earlier run"
         if self.reuse:
-            return "schema changed"
+            old = marker.fingerprint
+            changed = sorted({k for k in {*old, *fingerprint} if old.get(k) != fingerprint.get(k)})
+            if LEGACY_PART in changed:
+                return f"built by {LEGACY_PART}"
+            return f"changed: {', '.join(changed)}"
         return "left by an earlier run"
 
     def _connect(self) -> Engine:

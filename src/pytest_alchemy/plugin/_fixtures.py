@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from .._database import TestDatabase
 from .._errors import AlchemyError, SettingError
 from .._routing import EngineRedirect
-from .._schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from .._settings import as_engine, as_metadata, as_session_factory, import_object, load_engine
 from .._urls import parse_url
+from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from ._isolation import RunIsolation
 from ._state import guarded, state_of, stop
 

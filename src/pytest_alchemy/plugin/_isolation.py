@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from .._database import TestDatabase
 from .._errors import IsolationError, SettingError
-from .._schema import aimed_at
 from ..isolation import Ledger, Router, SessionFactory, driver_for
+from ..schema import aimed_at
 from ._scopes import ScopeTracker
 
 

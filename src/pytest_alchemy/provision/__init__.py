@@ -10,6 +10,7 @@ from sqlalchemy.exc import NoSuchModuleError
 
 from .._errors import SettingError
 from ._base import (
+    LEGACY_PART,
     MARKER_TABLE,
     Marker,
     Provisioner,
@@ -22,6 +23,7 @@ from ._postgresql import PostgresProvisioner
 from ._sqlite import SQLiteProvisioner
 
 __all__ = [
+    "LEGACY_PART",
     "MARKER_TABLE",
     "Marker",
     "Provisioner",

@@ -19,17 +19,21 @@ from .._urls import render_url
 
 OWNER = "pytest-alchemy"
 MARKER_TABLE = "_pytest_alchemy"
+#: The one part of a fingerprint written by pytest-alchemy 0.1.
+LEGACY_PART = "an older pytest-alchemy"
 
 
 @dataclass(frozen=True)
 class Marker:
     """What the plugin writes on a database it created: proof of ownership, and the
-    fingerprint of the schema it holds (``None`` while the schema is being built)."""
+    fingerprint of the schema it holds: named parts, each a digest (``None`` while the
+    schema is being built, or once a test committed to it for real)."""
 
-    fingerprint: str | None
+    fingerprint: Mapping[str, str] | None
 
     def dumps(self) -> str:
-        return json.dumps({"owner": OWNER, "fingerprint": self.fingerprint}, sort_keys=True)
+        fingerprint = dict(self.fingerprint) if self.fingerprint is not None else None
+        return json.dumps({"owner": OWNER, "fingerprint": fingerprint}, sort_keys=True)
 
     @classmethod
     def loads(cls, text: str | None) -> Marker | None:
@@ -43,7 +47,13 @@ class Marker:
         if not isinstance(data, dict) or data.get("owner") != OWNER:
             return None
         fingerprint = data.get("fingerprint")
-        return cls(fingerprint if isinstance(fingerprint, str) else None)
+        if isinstance(fingerprint, str):  # written by pytest-alchemy 0.1: one digest
+            return cls({LEGACY_PART: fingerprint})
+        if isinstance(fingerprint, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in fingerprint.items()
+        ):
+            return cls(fingerprint)
+        return cls(None)
 
 
 def _nothing() -> None:

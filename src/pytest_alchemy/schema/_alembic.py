@@ -1,84 +1,21 @@
-"""Building the test database's schema (Alembic or metadata) and fingerprinting it."""
+"""The schema from Alembic migrations: ``alembic upgrade head`` on the test database."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, Dialect, Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ._errors import AlchemyError, SettingError, first_line
-from .provision import Provisioner
-
-#: Changes when the way the plugin builds databases changes, so that reused ones are rebuilt.
-_BUILD_VERSION = "1"
-
-
-class SchemaSource(Protocol):
-    """Where the test database's schema comes from."""
-
-    #: The setting and value, for messages: ``alchemy_metadata = app.models:Base``.
-    description: str
-
-    def fingerprint(self, dialect: Dialect) -> str:
-        """A digest that changes whenever the schema this source builds changes."""
-
-    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
-        """Create the schema in the (empty) test database behind ``engine``."""
-
-
-class NoSchema:
-    """No schema configured: the test database starts empty."""
-
-    description = "no schema (set alchemy_metadata or alchemy_alembic_ini)"
-
-    def fingerprint(self, dialect: Dialect) -> str:
-        return _digest([b"empty", dialect.name.encode()])
-
-    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
-        return None
-
-
-class MetadataSchema:
-    """``MetaData.create_all``."""
-
-    def __init__(self, metadata: MetaData, description: str) -> None:
-        self.metadata = metadata
-        self.description = description
-
-    def fingerprint(self, dialect: Dialect) -> str:
-        parts = [b"metadata", dialect.name.encode()]
-        try:
-            for table in self.metadata.sorted_tables:
-                parts.append(str(CreateTable(table).compile(dialect=dialect)).encode())
-                for index in sorted(table.indexes, key=lambda i: str(i.name)):
-                    parts.append(str(CreateIndex(index).compile(dialect=dialect)).encode())
-        except SQLAlchemyError as exc:
-            raise AlchemyError(
-                f"pytest-alchemy: the schema of {self.description} cannot be compiled for "
-                f"{dialect.name}: {first_line(exc)}\n"
-                "Fix: use column types that this database supports."
-            ) from None
-        return _digest(parts)
-
-    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
-        try:
-            with engine.begin() as conn:
-                self.metadata.create_all(conn)
-        except SQLAlchemyError as exc:
-            raise AlchemyError(
-                f"pytest-alchemy: creating the tables of {self.description} failed: "
-                f"{first_line(exc)}"
-            ) from None
+from .._errors import AlchemyError, SettingError, first_line
+from ..provision import Provisioner
+from ._guard import ForeignConnectionRefused, only_connections_to
+from ._source import Fingerprint, digest
 
 
 class AlembicSchema:
@@ -130,7 +67,7 @@ class AlembicSchema:
                 f"{exc}\nFix: check script_location in {self.ini_path}."
             ) from None
 
-    def fingerprint(self, dialect: Dialect) -> str:
+    def fingerprint(self, dialect: Dialect) -> Fingerprint:
         scripts = self._scripts(self._config())
         try:
             paths = sorted(Path(script.path) for script in scripts.walk_revisions())
@@ -144,7 +81,7 @@ class AlembicSchema:
         for path in [Path(scripts.env_py_location), *paths]:
             parts.append(path.name.encode())
             parts.append(path.read_bytes() if path.exists() else b"")
-        return _digest(parts)
+        return {"migrations": digest(parts)}
 
     # -- building -----------------------------------------------------------------------
 
@@ -213,41 +150,6 @@ class AlembicSchema:
         )
 
 
-class ForeignConnectionRefused(Exception):
-    """Raised inside a driver connect call aimed at a database other than the test one."""
-
-    def __init__(self, target: str) -> None:
-        super().__init__(f"pytest-alchemy refused a connection to {target}")
-        self.target = target
-
-
-@contextmanager
-def only_connections_to(test_url: URL, provisioner: Provisioner) -> Iterator[None]:
-    """While inside, refuse every new DBAPI connection not aimed at ``test_url``."""
-
-    def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
-        if not aimed_at(dialect, cargs, cparams, test_url):
-            raise ForeignConnectionRefused(provisioner.describe_connect_args(cargs, cparams))
-
-    event.listen(Engine, "do_connect", guard)
-    try:
-        yield
-    finally:
-        event.remove(Engine, "do_connect", guard)
-
-
-def aimed_at(dialect: Dialect, cargs: Sequence[Any], cparams: Mapping[str, Any], url: URL) -> bool:
-    if url.get_backend_name() != dialect.name and not {
-        url.get_backend_name(),
-        dialect.name,
-    } <= {"mysql", "mariadb"}:
-        return False
-    expected_args, expected_params = dialect.create_connect_args(url)
-    if list(cargs[: len(expected_args)]) != list(expected_args):
-        return False
-    return all(cparams.get(key) == value for key, value in expected_params.items())
-
-
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -289,11 +191,3 @@ def _logging_restored() -> Iterator[None]:
             logger.setLevel(level)
             logger.propagate = propagate
             logger.disabled = disabled
-
-
-def _digest(parts: Sequence[bytes]) -> str:
-    digest = hashlib.sha256(_BUILD_VERSION.encode())
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()[:32]

@@ -1,0 +1,55 @@
+"""What every schema source provides: a fingerprint (named parts, each a digest) and a
+build of the schema in an empty test database."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from sqlalchemy.engine import URL, Dialect, Engine
+
+from ..provision import Provisioner
+
+#: Changes when the way the plugin builds databases changes, so that reused ones are rebuilt.
+BUILD_VERSION = "2"
+
+#: A schema's fingerprint: named parts ("metadata", "migrations", "env.py"...), each a
+#: digest of what defines that part. A reused database is rebuilt when any part differs,
+#: and the header names the parts that did.
+Fingerprint = Mapping[str, str]
+
+
+class SchemaSource(Protocol):
+    """Where the test database's schema comes from."""
+
+    #: The setting and value, for messages: ``alchemy_metadata = app.models:Base``.
+    description: str
+
+    def fingerprint(self, dialect: Dialect) -> Fingerprint:
+        """Named digests that together change whenever the schema this source builds
+        changes."""
+
+    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
+        """Create the schema in the (empty) test database behind ``engine``."""
+
+
+class NoSchema:
+    """No schema configured: the test database starts empty."""
+
+    description = "no schema (set alchemy_metadata or alchemy_alembic_ini)"
+
+    def fingerprint(self, dialect: Dialect) -> Fingerprint:
+        return {"schema": digest([b"empty", dialect.name.encode()])}
+
+    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
+        return None
+
+
+def digest(parts: Sequence[bytes]) -> str:
+    """A short digest of ``parts`` (length-prefixed, so that boundaries count)."""
+    hashed = hashlib.sha256(BUILD_VERSION.encode())
+    for part in parts:
+        hashed.update(len(part).to_bytes(8, "big"))
+        hashed.update(part)
+    return hashed.hexdigest()[:16]
