@@ -184,6 +184,33 @@ class Provisioner(abc.ABC):
         ``lock_timeout`` (seconds) bounds lock waits of any connection to it, where the
         server has such a setting."""
 
+    # -- what the schema build relies on (see schema/ and _database) -------------------
+
+    def server_version(self) -> str:
+        """The server's product and version, a part of every fingerprint (a reused
+        database built by another server version is rebuilt)."""
+        return self.dialect.name
+
+    def database_settings(self) -> Mapping[str, str]:
+        """The base database's own settings that a new database does not inherit and the
+        test database must carry (PostgreSQL ``ALTER DATABASE ... SET``), as statements
+        or values keyed by name; part of the fingerprint."""
+        return {}
+
+    def apply_database_settings(self, name: str) -> None:  # noqa: B027 - optional hook
+        """Give the test database ``name`` the base database's settings
+        (:meth:`database_settings`), before its schema is built."""
+
+    def create_schemas(self, conn: Connection, schemas: Sequence[str]) -> None:
+        """Create the named schemas (``Table(schema=...)``) in the test database before
+        ``create_all``; raises :class:`AlchemyError` where the backend has no schemas
+        inside a database."""
+        if schemas:
+            raise AlchemyError(
+                f"pytest-alchemy: {self.dialect.name} has no schemas inside a database, "
+                f"but the metadata names {', '.join(map(repr, schemas))}."
+            )
+
     def describe_connect_args(self, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> str:
         """Which database a driver connect call is aimed at, for messages."""
         host = cparams.get("host", "localhost")
