@@ -3,17 +3,21 @@ touching a database that carries the plugin's marker."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ._errors import AlchemyError, connect_error
 from ._urls import render_url
 from .provision import LEGACY_PART, Marker, Provisioner, plugin_engine, provisioner_for
-from .schema import Fingerprint, NoSchema, SchemaSource
+from .schema import Fingerprint, NoSchema, SchemaSource, digest
+from .schema._prepare import PrepareHook, no_prepare_fingerprint
 
 
 class TestDatabase:
@@ -37,12 +41,17 @@ class TestDatabase:
         recreate: bool = False,
         engine_options: dict[str, Any] | None = None,
         lock_timeout: float = 10.0,
+        prepare: PrepareHook | Callable[[Connection], None] | None = None,
     ) -> None:
         self.provisioner: Provisioner = provisioner_for(
             base_url, source=source, sqlite_dir=sqlite_dir
         )
         self.source = source
         self.schema: SchemaSource = schema or NoSchema()
+        if prepare is not None and not isinstance(prepare, PrepareHook):
+            prepare = PrepareHook(prepare, "the prepare argument of TestDatabase")
+        #: Run on a new database before its schema is built (not on reuse).
+        self.prepare: PrepareHook | None = prepare
         self.name = self.provisioner.test_name(suffix)
         self.url = self.provisioner.test_url(self.name)
         self.reuse = reuse
@@ -115,7 +124,7 @@ class TestDatabase:
             raise AlchemyError(  # pragma: no cover - test names always carry the prefix
                 f"pytest-alchemy: refusing to use the base database {self.name!r} as a test one."
             )
-        fingerprint = self.schema.fingerprint(provisioner.dialect)
+        fingerprint = self._fingerprint()
         outcome = "created"
         if provisioner.exists(self.name):
             marker = self._check_ours("use")
@@ -141,6 +150,7 @@ class TestDatabase:
         provisioner.create(self.name)
         engine = self._connect()
         try:
+            self._prepare(engine)
             self.schema.build(engine, provisioner, self.url)
         finally:
             engine.dispose()  # connections made while building may carry migration state
@@ -149,6 +159,25 @@ class TestDatabase:
         self.recreate = False
         self._dirtied = False
         self.outcome = outcome
+
+    def _fingerprint(self) -> Fingerprint:
+        """The schema source's parts, plus what every source shares: the server, the
+        plugin, the base database's settings and the prepare hook."""
+        provisioner = self.provisioner
+        parts = dict(self.schema.fingerprint(provisioner.server_dialect()))
+        settings = json.dumps(dict(provisioner.database_settings()), sort_keys=True)
+        parts["server"] = digest([provisioner.server_version().encode()])
+        parts["plugin"] = digest([_plugin_version().encode()])
+        parts["database settings"] = digest([settings.encode()])
+        parts["prepare"] = (
+            self.prepare.fingerprint() if self.prepare is not None else no_prepare_fingerprint()
+        )
+        return parts
+
+    def _prepare(self, engine: Engine) -> None:
+        """Run the prepare hook on the new, empty database, before its schema is built."""
+        if self.prepare is not None:
+            self.prepare.run(engine, self.provisioner, self.url)
 
     def _rebuild_reason(self, marker: Marker, fingerprint: Fingerprint) -> str:
         if self._dirtied:
@@ -203,3 +232,10 @@ class TestDatabase:
             finally:
                 self._touched = False
                 self.provisioner.close()
+
+
+def _plugin_version() -> str:
+    try:
+        return importlib_metadata.version("pytest-alchemy")
+    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "unknown"

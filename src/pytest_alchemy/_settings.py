@@ -43,6 +43,8 @@ class Settings:
     #: Seconds a statement waits for a lock (and a thread for its turn) before failing.
     lock_timeout: float = 10.0
     sqlite_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    #: ``package.module:function`` run on a new test database before its schema is built.
+    prepare_database: str | None = None
 
 
 def resolve_settings(
@@ -83,6 +85,7 @@ def resolve_settings(
         reuse_db=bool(option("alchemy_reuse_db")),
         create_db=bool(option("alchemy_create_db")),
         sqlite_dir=sqlite_dir(rootpath, environ),
+        prepare_database=(ini("alchemy_prepare_database") or "").strip() or None,
     )
 
 

@@ -22,6 +22,7 @@ from .._routing import EngineRedirect
 from .._settings import as_engine, as_metadata, as_session_factory, import_object, load_engine
 from .._urls import parse_url
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
+from ..schema._prepare import PrepareFunction, PrepareHook
 from ._isolation import RunIsolation
 from ._state import guarded, state_of, stop
 
@@ -53,6 +54,17 @@ def alchemy_alembic_ini(pytestconfig: pytest.Config) -> Path | None:
 def alchemy_no_migrations(pytestconfig: pytest.Config) -> bool:
     """Build from metadata even when an alembic.ini is set."""
     return state_of(pytestconfig).settings.no_migrations
+
+
+@pytest.fixture(scope="session")
+def alchemy_prepare_database(pytestconfig: pytest.Config) -> PrepareFunction | None:
+    """A function ``prepare(connection) -> None`` run on a new test database, in its own
+    committed transaction, before the schema is built (``CREATE EXTENSION``...); None
+    for none. Not run when the database is reused."""
+    path = state_of(pytestconfig).settings.prepare_database
+    if path is None:
+        return None
+    return guarded(lambda: import_object(path, "alchemy_prepare_database"))  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
@@ -131,11 +143,13 @@ def _alchemy_database(
     _alchemy_schema: SchemaSource,
     alchemy_reuse_db: bool,
     alchemy_create_db: bool,
+    alchemy_prepare_database: PrepareFunction | None,
 ) -> Iterator[TestDatabase]:
     """The run's test database: created lazily, on first use; dropped at the end."""
     state = state_of(pytestconfig)
     settings = state.settings
     source = settings.url_source if alchemy_url is settings.url else "the alchemy_url fixture"
+    prepare = guarded(lambda: _prepare_hook(alchemy_prepare_database, settings.prepare_database))
     database = guarded(
         lambda: TestDatabase(
             parse_url(alchemy_url, source),
@@ -146,6 +160,7 @@ def _alchemy_database(
             reuse=alchemy_reuse_db,
             recreate=alchemy_create_db,
             lock_timeout=settings.lock_timeout,
+            prepare=prepare,
         )
     )
     state.database = database
@@ -156,6 +171,22 @@ def _alchemy_database(
             database.teardown()
         except AlchemyError as exc:
             pytest.fail(str(exc), pytrace=False)
+
+
+def _prepare_hook(function: Any, path: str | None) -> PrepareHook | None:
+    if function is None:
+        return None
+    if path is not None:
+        setting = f"alchemy_prepare_database = {path}"
+    else:
+        setting = "the alchemy_prepare_database fixture"
+    if not callable(function):
+        raise SettingError(
+            f"pytest-alchemy: {setting} is a {type(function).__name__}, not a function.\n"
+            "Fix: name a function prepare(connection) -> None, or return one (or None) "
+            "from the alchemy_prepare_database fixture."
+        )
+    return PrepareHook(function, setting)
 
 
 def _setting_name(paths: Sequence[str], index: int, setting: str) -> str:

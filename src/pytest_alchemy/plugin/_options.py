@@ -75,6 +75,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "modules are imported.",
     )
     parser.addini(
+        "alchemy_prepare_database",
+        "package.module:function called as function(connection) on a new test database, "
+        "in its own committed transaction, before the schema is built (extensions...).",
+    )
+    parser.addini(
         "alchemy_lock_timeout",
         "Seconds a statement may wait for a lock (or a thread for its turn on the "
         "test's connection) before it fails instead of hanging. Default: 10.",

@@ -191,6 +191,12 @@ class Provisioner(abc.ABC):
         database built by another server version is rebuilt)."""
         return self.dialect.name
 
+    def server_dialect(self) -> Dialect:
+        """The dialect as a connection to the server initialises it (server version,
+        MariaDB or MySQL, sequences...): what ``create_all`` on the test database will
+        see, so what its DDL is fingerprinted with."""
+        return self.dialect
+
     def database_settings(self) -> Mapping[str, str]:
         """The base database's own settings that a new database does not inherit and the
         test database must carry (PostgreSQL ``ALTER DATABASE ... SET``), as statements
@@ -208,7 +214,10 @@ class Provisioner(abc.ABC):
         if schemas:
             raise AlchemyError(
                 f"pytest-alchemy: {self.dialect.name} has no schemas inside a database, "
-                f"but the metadata names {', '.join(map(repr, schemas))}."
+                f"so the schemas {', '.join(map(repr, schemas))} the metadata names cannot "
+                "be created in the test database.\nFix: leave schema= off those tables "
+                "(or map it away with the execution option schema_translate_map in the "
+                "application), or build on a server that has schemas, such as PostgreSQL."
             )
 
     def describe_connect_args(self, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> str:
@@ -272,6 +281,10 @@ class ServerProvisioner(Provisioner):
             with conn:
                 yield conn
             return
+
+    def server_dialect(self) -> Dialect:
+        with self.admin() as conn:
+            return conn.dialect  # initialised by the first connection
 
     def scalar(self, sql: str, **params: Any) -> Any:
         """The first value of a query on the administrative connection."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from .._errors import AlchemyError, unresolved_host
@@ -94,6 +95,24 @@ class MySQLProvisioner(ServerProvisioner):
                     conn.exec_driver_sql(f"KILL {int(thread_id)}")
             self.run_ddl(
                 conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
+            )
+
+    def server_version(self) -> str:
+        with self.admin() as conn:
+            dialect: Any = conn.dialect
+            version = dialect.server_version_info or ()
+            product = "MariaDB" if getattr(dialect, "is_mariadb", False) else "MySQL"
+        return f"{product} " + ".".join(str(part) for part in version)
+
+    def create_schemas(self, conn: Connection, schemas: Sequence[str]) -> None:
+        if schemas:
+            raise AlchemyError(
+                f"pytest-alchemy: on {self.dialect.name}, a schema is another database, "
+                "outside the test database: the tables of the schemas "
+                f"{', '.join(map(repr, schemas))} would be created in (or next to) a "
+                "database the tests do not own.\nFix: leave schema= off those tables, "
+                "or map it away in the application with the execution option "
+                "schema_translate_map={'<schema>': None}; or build on PostgreSQL."
             )
 
     def sessions(self, name: str) -> int:

@@ -3,12 +3,13 @@ before a drop."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateSchema
 
 from .._errors import AlchemyError, first_line
 from ._base import Marker, ServerProvisioner
@@ -73,6 +74,15 @@ class PostgresProvisioner(ServerProvisioner):
                 f"ALTER DATABASE {self.quote(name)} SET lock_timeout = {int(lock_timeout * 1000)}",
                 action="set the test database's lock_timeout",
             )
+
+    def server_version(self) -> str:
+        with self.admin() as conn:
+            version = conn.dialect.server_version_info or ()
+        return "PostgreSQL " + ".".join(str(part) for part in version)
+
+    def create_schemas(self, conn: Connection, schemas: Sequence[str]) -> None:
+        for schema in schemas:
+            conn.execute(CreateSchema(schema, if_not_exists=True))
 
     def sessions(self, name: str) -> int:
         return int(self.scalar(f"SELECT count(*) {_OTHER_SESSIONS}", name=name) or 0)

@@ -3,12 +3,13 @@ and the fix that makes SAVEPOINT work with the stdlib driver."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -111,6 +112,29 @@ class SQLiteProvisioner(Provisioner):
 
     def _marker_engine(self, name: str) -> Engine:
         return plugin_engine(self.test_url(name), poolclass=NullPool)
+
+    def server_version(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
+
+    def server_dialect(self) -> Dialect:
+        engine = plugin_engine(URL.create(self.base_url.drivername), poolclass=NullPool)
+        try:
+            with engine.connect() as conn:  # in memory: initialises the dialect
+                return conn.dialect
+        finally:
+            engine.dispose()
+
+    def create_schemas(self, conn: Connection, schemas: Sequence[str]) -> None:
+        schemas = [s for s in schemas if s not in ("main", "temp")]  # always there
+        if schemas:
+            raise AlchemyError(
+                "pytest-alchemy: on SQLite, a schema is another database file attached "
+                "to the connection (ATTACH DATABASE), outside the test database: the "
+                f"schemas {', '.join(map(repr, schemas))} cannot be created in it.\n"
+                "Fix: leave schema= off those tables, or map it away in the application "
+                "with the execution option schema_translate_map={'<schema>': None}; or "
+                "build on PostgreSQL."
+            )
 
     def describe_connect_args(self, cargs: Sequence[Any], cparams: Mapping[str, Any]) -> str:
         target = cargs[0] if cargs else cparams.get("database", "?")
