@@ -116,8 +116,8 @@ def _naming_tables(
     exc: AlchemyError, schemas: Mapping[str, list[str]], description: str
 ) -> AlchemyError:
     what, _, fix = str(exc).partition("\nFix: ")
-    held = "; ".join(f"{name}: {', '.join(items)}" for name, items in schemas.items())
-    return AlchemyError(f"{what} ({description} puts there {held}).\nFix: {fix}")
+    held = ", ".join(item for items in schemas.values() for item in items)
+    return AlchemyError(f"{what.rstrip('.')} ({description} puts there: {held}).\nFix: {fix}")
 
 
 class _CapturingConnection(MockConnection):
