@@ -216,3 +216,22 @@ def test_indexes_in_any_order_give_one_fingerprint(backend: Backend, tmp_path: P
         finally:
             database.teardown()
     assert len(fingerprints) == 1
+
+
+def test_a_listener_that_reads_makes_the_metadata_never_reused(tmp_path: Path) -> None:
+    # It cannot be captured offline: rather than trust a database it may have left
+    # stale, the part differs on every computation.
+    from sqlalchemy import Column, Integer, Table, event, select
+
+    metadata = MetaData()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True))
+
+    @event.listens_for(table, "after_create")
+    def reads(target: Any, connection: Any, **kw: Any) -> None:
+        connection.execute(select(target.c.id)).scalar()
+
+    database = _database(Backend("sqlite"), tmp_path, metadata)
+    try:
+        assert database._fingerprint()["metadata"] != database._fingerprint()["metadata"]
+    finally:
+        database.teardown()
