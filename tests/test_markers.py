@@ -63,7 +63,7 @@ def tables(project: Project) -> list[str]:
 
 
 def test_marker_is_invisible_to_the_application(models_project: Project) -> None:
-    models_project.write("test_schema.py", SCHEMA_CHECKS)
+    models_project.write("test_marker_checks.py", SCHEMA_CHECKS)
     result = models_project.run("--alchemy-reuse-db")
     result.assert_outcomes(passed=2)
     assert tables(models_project) == ["posts", "users"]
@@ -75,7 +75,7 @@ def test_marker_is_invisible_to_the_application(models_project: Project) -> None
 
 @pytest.mark.backends("sqlite")
 def test_sqlite_marker_is_the_header_and_a_sidecar(models_project: Project) -> None:
-    models_project.write("test_schema.py", SCHEMA_CHECKS)
+    models_project.write("test_marker_checks.py", SCHEMA_CHECKS)
     models_project.run("--alchemy-reuse-db").assert_outcomes(passed=2)
     assert models_project.query("PRAGMA application_id") == [(APPLICATION_ID,)]
     path = sqlite_dir(models_project.path) / "test_alchemy.db"
@@ -106,7 +106,7 @@ def test_sqlite_file_with_another_application_id_is_not_ours(models_project: Pro
     path.with_name(path.name + MARKER_SUFFIX).write_text(
         json.dumps({"owner": "pytest-alchemy", "fingerprint": None})
     )
-    models_project.write("test_schema.py", SCHEMA_CHECKS)
+    models_project.write("test_marker_checks.py", SCHEMA_CHECKS)
     result = models_project.run("--alchemy-reuse-db")
     assert "was not created by pytest-alchemy" in output(result)
     assert models_project.query("SELECT id FROM precious") == [(42,)]
@@ -114,7 +114,7 @@ def test_sqlite_file_with_another_application_id_is_not_ours(models_project: Pro
 
 @pytest.mark.backends("mariadb")
 def test_mariadb_marker_is_a_database_comment(models_project: Project) -> None:
-    models_project.write("test_schema.py", SCHEMA_CHECKS)
+    models_project.write("test_marker_checks.py", SCHEMA_CHECKS)
     models_project.run("--alchemy-reuse-db").assert_outcomes(passed=2)
     comment = models_project.query(
         "SELECT schema_comment FROM information_schema.schemata WHERE schema_name = DATABASE()"
@@ -166,7 +166,7 @@ def make_old_style(project: Project) -> None:
 @pytest.mark.backends("sqlite", "mariadb")
 def test_database_marked_the_old_way_is_ours_and_rebuilt(models_project: Project) -> None:
     make_old_style(models_project)
-    models_project.write("test_schema.py", SCHEMA_CHECKS)
+    models_project.write("test_marker_checks.py", SCHEMA_CHECKS)
     result = models_project.run("--alchemy-reuse-db")
     result.assert_outcomes(passed=2)
     assert summary(result).endswith(" rebuilt (built by an older pytest-alchemy)")
@@ -179,7 +179,7 @@ def test_database_marked_the_old_way_is_ours_and_rebuilt(models_project: Project
 def test_old_marker_table_of_another_owner_is_not_ours(models_project: Project) -> None:
     make_old_style(models_project)
     models_project.execute(f'UPDATE {MARKER_TABLE} SET marker = \'{{"owner": "me"}}\'')
-    models_project.write("test_schema.py", SCHEMA_CHECKS)
+    models_project.write("test_marker_checks.py", SCHEMA_CHECKS)
     result = models_project.run("--alchemy-reuse-db")
     assert "was not created by pytest-alchemy" in output(result)
     assert tables(models_project) == [MARKER_TABLE, "stale"]
