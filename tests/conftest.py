@@ -81,7 +81,7 @@ class Backend:
     def databases(self, rootdir: Path) -> set[str]:
         """Names of the databases that exist for this test's base name."""
         if self.server_url is None:
-            folder = sqlite_dir(rootdir, os.environ)
+            folder = sqlite_dir(rootdir)
             return {p.stem for p in folder.glob("*.db")} if folder.exists() else set()
         engine = self.admin_engine()
         try:
@@ -98,7 +98,7 @@ class Backend:
         """URL of a test database (by default ``test_<base>``, or the SQLite file)."""
         if self.server_url is None:
             stem = name or "test_alchemy"
-            return f"sqlite:///{sqlite_dir(rootdir, os.environ) / (stem + '.db')}"
+            return f"sqlite:///{sqlite_dir(rootdir) / (stem + '.db')}"
         name = name or f"test_{self.base}"
         return make_url(self.server_url).set(database=name).render_as_string(False)
 
@@ -123,7 +123,7 @@ class Backend:
     def create_foreign(self, rootdir: Path, name: str) -> None:
         """Create a database the plugin did not create (no marker), with one table."""
         if self.server_url is None:
-            folder = sqlite_dir(rootdir, os.environ)
+            folder = sqlite_dir(rootdir)
             folder.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{folder / (name + '.db')}"
         else:
@@ -146,7 +146,7 @@ class Backend:
     def drop_all(self, rootdir: Path) -> None:
         """Remove whatever this test's base name left on the server."""
         if self.server_url is None:
-            folder = sqlite_dir(rootdir, os.environ)
+            folder = sqlite_dir(rootdir)
             for path in folder.glob("*") if folder.exists() else []:
                 path.unlink()
             return
@@ -181,6 +181,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker("backends")
         names = list(marker.args) if marker is not None else BACKENDS
         metafunc.parametrize("backend", names, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _user_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """SQLite test databases go to the user's cache directory: a temporary one per test,
+    never the real user's (pytester's subprocess runs inherit it)."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
 
 
 @pytest.fixture

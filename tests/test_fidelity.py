@@ -591,16 +591,16 @@ def test_logging_is_restored_after_an_alembic_build(project: Project) -> None:
     result.assert_outcomes(passed=1)
 
 
-# -- 12. an unwritable temporary root (SQLite) ------------------------------------------
+# -- 12. an unwritable cache folder (SQLite) ------------------------------------------
 
 
 @pytest.mark.backends("sqlite")
-def test_unwritable_temp_root_is_a_short_message(
+def test_unwritable_cache_folder_is_a_short_message(
     models_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocker = models_project.path / "not-a-folder"
-    blocker.write_text("a file where the temporary root should be")
-    monkeypatch.setenv("PYTEST_DEBUG_TEMPROOT", str(blocker))
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     models_project.write("test_db.py", MUST_NOT_RUN)
     result = models_project.run()
     text_ = output(result)
@@ -609,7 +609,7 @@ def test_unwritable_temp_root_is_a_short_message(
     assert str(blocker) in text_
     assert "Traceback" not in text_
     assert "must not run" not in text_
-    assert blocker.read_text() == "a file where the temporary root should be"
+    assert blocker.read_text() == "a file where the cache folder should be"
 
 
 # -- 13. database names are limited in bytes, not characters -----------------------------

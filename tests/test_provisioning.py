@@ -4,8 +4,6 @@ the plugin did not create."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
@@ -60,7 +58,7 @@ def database_exists(admin_url, name, sqlite_path):
 def exists_call(project: Project) -> str:
     """Inner-test source: ``database_exists(...)`` for this project's test database."""
     backend = project.backend
-    path = sqlite_dir(project.path, os.environ) / "test_alchemy.db"
+    path = sqlite_dir(project.path) / "test_alchemy.db"
     return f"database_exists({backend.server_url!r}, {project.test_db_name()!r}, {str(path)!r})"
 
 
@@ -142,8 +140,8 @@ def test_database_is_created_for_the_run_and_dropped_after(models_project: Proje
     assert models_project.databases() == set()
 
 
-def test_sqlite_file_lives_under_pytests_temporary_root(models_project: Project) -> None:
-    folder = sqlite_dir(models_project.path, os.environ)
+def test_sqlite_file_lives_in_the_user_cache_folder(models_project: Project) -> None:
+    folder = sqlite_dir(models_project.path)
     models_project.write(
         "test_where.py",
         f"""
@@ -449,7 +447,7 @@ def test_base_database_is_never_dropped(project: Project) -> None:
 def _header(project: Project, url: str | None = None) -> str:
     """The header line the plugin should print for this project's test database."""
     if project.backend.name == "sqlite":
-        path = sqlite_dir(project.path, os.environ) / "test_alchemy.db"
+        path = sqlite_dir(project.path) / "test_alchemy.db"
         return f"alchemy: sqlite test database sqlite:///{path} [from the default SQLite URL]"
     parsed = make_url(url or project.backend.url or "")
     test_url = parsed.set(database=project.test_db_name())

@@ -10,7 +10,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ._errors import AlchemyError, connect_error
@@ -19,12 +20,18 @@ from .provision import LEGACY_PART, Marker, Provisioner, plugin_engine, provisio
 from .schema import Fingerprint, NoSchema, SchemaSource, digest
 from .schema._prepare import PrepareHook, no_prepare_fingerprint
 
+#: How many names a run tries (``test_<base>``, then ``_2``, ``_3``...) when other runs
+#: hold the claim on them.
+MAX_NAMES = 9
+
 
 class TestDatabase:
     """A database that the plugin owns, named ``test_<base>`` (plus ``suffix``).
 
-    Nothing happens on construction; :meth:`setup` creates (or reuses) and builds it the
-    first time it is called, and :meth:`teardown` drops it unless it is to be kept.
+    Nothing happens on construction; :meth:`setup` claims the name for this run (the
+    next free one, ``test_<base>_2``..., when other runs hold it), creates (or reuses)
+    and builds it the first time it is called, and :meth:`teardown` drops it unless it
+    is to be kept, and gives up the claim.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -42,6 +49,7 @@ class TestDatabase:
         engine_options: dict[str, Any] | None = None,
         lock_timeout: float = 10.0,
         prepare: PrepareHook | Callable[[Connection], None] | None = None,
+        on_rename: Callable[[URL], object] | None = None,
     ) -> None:
         self.provisioner: Provisioner = provisioner_for(
             base_url, source=source, sqlite_dir=sqlite_dir
@@ -52,8 +60,14 @@ class TestDatabase:
             prepare = PrepareHook(prepare, "the prepare argument of TestDatabase")
         #: Run on a new database before its schema is built (not on reuse).
         self.prepare: PrepareHook | None = prepare
-        self.name = self.provisioner.test_name(suffix)
+        #: The name the settings give; :attr:`name` is the one this run claimed.
+        self.primary = self.provisioner.test_name(suffix)
+        self.name = self.primary
         self.url = self.provisioner.test_url(self.name)
+        self.suffix = suffix
+        #: Called with the new URL when this run takes another name than the primary.
+        self.on_rename = on_rename
+        self._claimed = False
         self.reuse = reuse
         self.recreate = recreate
         self.engine_options = engine_options or {}
@@ -86,7 +100,56 @@ class TestDatabase:
             if self._engine is None:
                 options = {**self.provisioner.engine_options(), **self.engine_options}
                 self._engine = plugin_engine(self.url, **options)
+                self._follow_name(self._engine)
             return self._engine
+
+    def _follow_name(self, engine: Engine) -> None:
+        """Make ``engine`` connect to the name this run claims, should that differ from
+        the one it was made for (it is made before the claim is taken)."""
+        made_for = engine.url
+
+        def retarget(
+            dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
+        ) -> None:
+            if self.url == made_for:
+                return
+            old_args, old_params = dialect.create_connect_args(made_for)
+            new_args, new_params = dialect.create_connect_args(self.url)
+            for key, value in new_params.items():
+                if old_params.get(key) != value:
+                    cparams[key] = value
+            cargs[: len(old_args)] = new_args
+
+        event.listen(engine, "do_connect", retarget)
+
+    def claim(self) -> None:
+        """Claim a name for this run: the primary one, or the next that no other run
+        holds (see :meth:`Provisioner.claim`); the claim lasts until :meth:`teardown`.
+        Raises :class:`AlchemyError` when all :data:`MAX_NAMES` are held."""
+        with self._lock:
+            if self._claimed:
+                return
+            names = [self.primary]
+            for number in range(2, MAX_NAMES + 1):
+                names.append(self.provisioner.test_name(f"{self.suffix}_{number}"))
+            for name in names:
+                if self.provisioner.claim(name):
+                    break
+            else:
+                raise AlchemyError(
+                    f"pytest-alchemy: the test databases {names[0]!r} to {names[-1]!r} at "
+                    f"{render_url(self.url)} are all in use by other pytest runs.\n"
+                    "Fix: wait for those runs to end, or give this run another base "
+                    f"database in {self.source}."
+                )
+            self._claimed = True
+            if name != self.name:
+                self.name = name
+                self.url = self.provisioner.test_url(name)
+                if self._engine is not None:
+                    self._engine.url = self.url
+                if self.on_rename is not None:
+                    self.on_rename(self.url)
 
     def setup(self) -> Engine:
         """The engine on the ready test database, creating and building it on first use."""
@@ -124,20 +187,13 @@ class TestDatabase:
             raise AlchemyError(  # pragma: no cover - test names always carry the prefix
                 f"pytest-alchemy: refusing to use the base database {self.name!r} as a test one."
             )
+        self.claim()
         fingerprint = self._fingerprint()
         outcome = "created"
         if provisioner.exists(self.name):
             marker = self._check_ours("use")
-            if self.reuse and not self.recreate and marker.fingerprint == fingerprint:
-                self.reused = True
-                self._touched = True
-                self._connect().dispose()
-                provisioner.configure_database(self.name, self.lock_timeout)
-                self.outcome = "reused"
-                return
-            outcome = f"rebuilt ({self._rebuild_reason(marker, fingerprint)})"
             busy = provisioner.sessions(self.name)
-            if busy:
+            if busy:  # a run of a version that takes no claim
                 raise AlchemyError(
                     f"pytest-alchemy: the test database {self.name!r} at "
                     f"{render_url(self.url)} is in use by {busy} other connection(s), "
@@ -145,9 +201,18 @@ class TestDatabase:
                     "left alone.\nFix: wait for that run to end, or give this run another "
                     f"base database in {self.source}."
                 )
+            if self.reuse and not self.recreate and marker.fingerprint == fingerprint:
+                self.reused = True
+                self._touched = True
+                self._connect().dispose()
+                provisioner.configure_database(self.name, self.lock_timeout)
+                self.outcome = self._told("reused")
+                return
+            outcome = f"rebuilt ({self._rebuild_reason(marker, fingerprint)})"
             provisioner.drop(self.name)
         self._touched = True
         provisioner.create(self.name)
+        provisioner.apply_database_settings(self.name)
         engine = self._connect()
         try:
             self._prepare(engine)
@@ -158,7 +223,13 @@ class TestDatabase:
         provisioner.configure_database(self.name, self.lock_timeout)
         self.recreate = False
         self._dirtied = False
-        self.outcome = outcome
+        self.outcome = self._told(outcome)
+
+    def _told(self, outcome: str) -> str:
+        """The outcome as the terminal summary tells it, saying why the name differs."""
+        if self.name == self.primary:
+            return outcome
+        return f"{outcome} ({self.primary!r} is in use by another run)"
 
     def _fingerprint(self) -> Fingerprint:
         """The schema source's parts, plus what every source shares: the server, the
@@ -231,7 +302,8 @@ class TestDatabase:
                     self.provisioner.drop(self.name)
             finally:
                 self._touched = False
-                self.provisioner.close()
+                self._claimed = False
+                self.provisioner.close()  # gives up the claim
 
 
 def _plugin_version() -> str:

@@ -32,8 +32,12 @@ class EngineRedirect:
         test_url: URL,
         ensure_database: Callable[[], object],
         shared_args: dict[str, Any] | None = None,
+        current_url: Callable[[], URL] | None = None,
     ) -> None:
         self.test_url = test_url
+        #: The test database's URL once ``ensure_database`` ran (the run may have had to
+        #: take another name than ``test_url``'s, when another run holds that one).
+        self._current_url = current_url or (lambda: self.test_url)
         self._ensure = ensure_database
         self._shared_args = shared_args or {}
         self._stack = ExitStack()
@@ -56,12 +60,19 @@ class EngineRedirect:
             )
         dialect = engine.dialect
         app_args, app_params = dialect.create_connect_args(engine.url)
-        test_args, test_params = dialect.create_connect_args(self.test_url)
+        made_args, made_params = dialect.create_connect_args(self.test_url)
 
         def to_test_database(
             dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
         ) -> None:
             self._ensure()
+            current = self._current_url()
+            test_args, test_params = (
+                dialect.create_connect_args(current)
+                if current != self.test_url
+                else (made_args, made_params)
+            )
+            engine.url = current
             for key in app_params:
                 if key not in test_params:
                     cparams.pop(key, None)

@@ -3,17 +3,16 @@ loading the application objects that ini lines name."""
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import importlib
 import inspect
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import scoped_session, sessionmaker
@@ -22,7 +21,7 @@ from ._errors import SettingError, first_line
 from ._urls import parse_url
 
 URL_ENV = "PYTEST_ALCHEMY_URL"
-#: The base URL when none is set: a SQLite file in pytest's temporary directory.
+#: The base URL when none is set: a SQLite file in the user's cache directory.
 DEFAULT_URL = "sqlite://"
 
 
@@ -42,7 +41,9 @@ class Settings:
     create_db: bool = False
     #: Seconds a statement waits for a lock (and a thread for its turn) before failing.
     lock_timeout: float = 10.0
-    sqlite_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    sqlite_dir: Path = field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("pytest-alchemy", appauthor=False))
+    )
     #: ``package.module:function`` run on a new test database before its schema is built.
     prepare_database: str | None = None
 
@@ -84,7 +85,7 @@ def resolve_settings(
         lock_timeout=_seconds(ini("alchemy_lock_timeout"), "alchemy_lock_timeout"),
         reuse_db=bool(option("alchemy_reuse_db")),
         create_db=bool(option("alchemy_create_db")),
-        sqlite_dir=sqlite_dir(rootpath, environ),
+        sqlite_dir=sqlite_dir(rootpath),
         prepare_database=(ini("alchemy_prepare_database") or "").strip() or None,
     )
 
@@ -110,17 +111,15 @@ def _lines(value: Any) -> tuple[str, ...]:
     return tuple(line.strip() for line in value if line.strip())
 
 
-def sqlite_dir(rootpath: Path, environ: dict[str, str] | os._Environ[str]) -> Path:
-    """Where SQLite test databases live: a folder of this project's under pytest's
-    temporary root (``pytest-of-<user>``), stable across runs so that
-    ``--alchemy-reuse-db`` can find the file again."""
-    root = Path(environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir())
-    try:
-        user = getpass.getuser()
-    except (ImportError, KeyError, OSError):
-        user = "unknown"
+def sqlite_dir(rootpath: Path) -> Path:
+    """Where SQLite test databases live: a folder of this project's (named after the
+    rootdir and a digest of its resolved path, so that two projects never share one) in
+    the user's cache directory (``platformdirs.user_cache_dir("pytest-alchemy")``, which
+    follows ``XDG_CACHE_HOME`` on Linux). Not under pytest's temporary root, which pytest
+    prunes: ``--alchemy-reuse-db`` must find the file again in a later run."""
+    root = Path(platformdirs.user_cache_dir("pytest-alchemy", appauthor=False))
     project = hashlib.sha256(str(rootpath.resolve()).encode()).hexdigest()[:12]
-    return root / f"pytest-of-{user}" / "pytest-alchemy" / f"{rootpath.name}-{project}"
+    return root / f"{rootpath.name}-{project}"
 
 
 # -- application objects named by "package.module:attribute" --------------------------

@@ -7,6 +7,7 @@ work are built from those.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -161,6 +162,7 @@ def _alchemy_database(
             recreate=alchemy_create_db,
             lock_timeout=settings.lock_timeout,
             prepare=prepare,
+            on_rename=lambda url: _follow_rename(settings.url_env, url),
         )
     )
     state.database = database
@@ -187,6 +189,13 @@ def _prepare_hook(function: Any, path: str | None) -> PrepareHook | None:
             "from the alchemy_prepare_database fixture."
         )
     return PrepareHook(function, setting)
+
+
+def _follow_rename(url_env: str | None, url: URL) -> None:
+    """Point ``alchemy_url_env`` at the name the run took instead (restored after the
+    run with the rest of the environment)."""
+    if url_env:
+        os.environ[url_env] = url.render_as_string(hide_password=False)
 
 
 def _setting_name(paths: Sequence[str], index: int, setting: str) -> str:
@@ -228,7 +237,10 @@ def _alchemy_isolation(request: pytest.FixtureRequest) -> Iterator[RunIsolation]
     )
     database: TestDatabase = request.getfixturevalue("_alchemy_database")
     redirect = EngineRedirect(
-        database.url, database.setup, database.provisioner.shared_connect_args()
+        database.url,
+        database.setup,
+        database.provisioner.shared_connect_args(),
+        current_url=lambda: database.url,
     )
     try:
         for engine, setting in engines:

@@ -58,8 +58,10 @@ class RunIsolation:
         for engine, label in engines:
             router.route(engine, label)
         router.label_sessions()
-        test_url = database.url
-        router.guard(lambda dialect, cargs, cparams: aimed_at(dialect, cargs, cparams, test_url))
+        # database.url: the name this run claimed, which is known once it is set up.
+        router.guard(
+            lambda dialect, cargs, cparams: aimed_at(dialect, cargs, cparams, database.url)
+        )
         for factory in factories:
             router.route_sessionmaker(factory, self.primary)
         self.scoped = router.scoped

@@ -24,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URL",
         help="Server and base database for the test database, e.g. "
         "postgresql+psycopg://user@host/app (beats $PYTEST_ALCHEMY_URL and alchemy_url). "
-        "Default: a SQLite file in pytest's temporary directory.",
+        "Default: a SQLite file in the user's cache directory.",
     )
     group.addoption(
         "--alchemy-reuse-db",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -13,11 +14,15 @@ from typing import Any, ClassVar
 from sqlalchemy import String, create_engine, literal, text
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from .._errors import AlchemyError, connect_error, first_line
 from .._urls import render_url
 
 OWNER = "pytest-alchemy"
+#: The table that held the marker inside the test database up to pytest-alchemy 0.2
+#: (SQLite, MariaDB): still recognised as the plugin's, always rebuilt. MySQL, which has
+#: no database comments, still keeps its marker there.
 MARKER_TABLE = "_pytest_alchemy"
 #: The one part of a fingerprint written by pytest-alchemy 0.1.
 LEGACY_PART = "an older pytest-alchemy"
@@ -54,6 +59,24 @@ class Marker:
         ):
             return cls(fingerprint)
         return cls(None)
+
+
+def legacy_marker(text: str | None) -> Marker | None:
+    """The marker of a database marked the old way (a ``_pytest_alchemy`` table inside
+    it, pytest-alchemy 0.2 and older): the plugin's, so it may be dropped, but never
+    reused (its fingerprint is an older plugin's); ``None`` when the text is not ours."""
+    if Marker.loads(text) is None:
+        return None
+    return Marker({LEGACY_PART: "a marker table"})
+
+
+def claim_key(name: str) -> str:
+    """The name of a server lock that claims the test database ``name``: at most 64
+    characters (MySQL's limit for lock names), the same in every run."""
+    key = f"{OWNER}:{name}"
+    if len(key) <= 64:
+        return key
+    return f"{OWNER}:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
 
 def _nothing() -> None:
@@ -171,6 +194,23 @@ class Provisioner(abc.ABC):
         """How many other connections are open on the database (0 where unknown)."""
         return 0
 
+    # -- claims: one run per test database at a time ------------------------------------
+
+    @abc.abstractmethod
+    def claim(self, name: str) -> bool:
+        """Take this run's claim on the test database name ``name`` (whether or not the
+        database exists), held until :meth:`release` or :meth:`close`, and by the
+        operating system or server no longer than the process lives. ``True`` when taken
+        (or already held by this provisioner), ``False`` when another run holds it.
+        Raises :class:`AlchemyError` when the claim cannot be asked for at all."""
+
+    def release(self, name: str) -> None:  # noqa: B027 - claims may need no release
+        """Give up the claim on ``name`` (nothing when not held)."""
+
+    def claims(self) -> list[str]:
+        """The names this provisioner holds claims on."""
+        return []
+
     @abc.abstractmethod
     def read_marker(self, name: str) -> Marker | None:
         """The marker on an existing database, or ``None`` when it carries none of ours."""
@@ -228,8 +268,10 @@ class Provisioner(abc.ABC):
         where = f"{host}:{port}" if port else str(host)
         return f"database {database!r} on {where}"
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release what the provisioner holds open."""
+    def close(self) -> None:
+        """Release what the provisioner holds open, its claims included."""
+        for name in self.claims():
+            self.release(name)
 
 
 class ServerProvisioner(Provisioner):
@@ -242,6 +284,7 @@ class ServerProvisioner(Provisioner):
             base_url, source=source, sqlite_dir=sqlite_dir, connect_timeout=connect_timeout
         )
         self._admin_engine: Engine | None = None
+        self._claims: dict[str, tuple[Engine, Connection]] = {}
 
     def admin_urls(self) -> list[URL]:
         """Where to connect for CREATE/DROP DATABASE, tried in order."""
@@ -291,7 +334,64 @@ class ServerProvisioner(Provisioner):
         with self.admin() as conn:
             return conn.execute(text(sql), params).scalar()
 
+    # -- claims: a lock of the server's, held by a connection of its own for the run ----
+
+    def claim_urls(self) -> list[URL]:
+        """Where the connection holding a claim goes, tried in order: every run on the
+        server must reach the same place for locks that are per database."""
+        return self.admin_urls()
+
+    @abc.abstractmethod
+    def claim_query(self, name: str) -> tuple[str, dict[str, Any]]:
+        """A query (and its parameters) that takes the lock for ``name`` without waiting
+        and returns a true value when it did."""
+
+    def claim(self, name: str) -> bool:
+        if name in self._claims:
+            return True
+        candidates = self.claim_urls()
+        self.check_server_answers()
+        for index, url in enumerate(candidates):
+            engine = plugin_engine(
+                url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **self.engine_options()
+            )
+            try:
+                conn = engine.connect()
+            except DBAPIError as exc:
+                engine.dispose()
+                if self.is_missing_database(exc) and index + 1 < len(candidates):
+                    continue
+                raise connect_error(exc, url, self.source) from None
+            sql, params = self.claim_query(name)
+            try:
+                taken = bool(conn.execute(text(sql), params).scalar())
+            except BaseException:
+                conn.close()
+                engine.dispose()
+                raise
+            if not taken:
+                conn.close()
+                engine.dispose()
+                return False
+            self._claims[name] = (engine, conn)
+            return True
+        return False  # pragma: no cover - the last candidate raises or returns
+
+    def release(self, name: str) -> None:
+        held = self._claims.pop(name, None)
+        if held is None:
+            return
+        engine, conn = held
+        try:
+            conn.close()  # the server's lock ends with the session that holds it
+        finally:
+            engine.dispose()
+
+    def claims(self) -> list[str]:
+        return list(self._claims)
+
     def close(self) -> None:
+        super().close()
         if self._admin_engine is not None:
             self._admin_engine.dispose()
             self._admin_engine = None

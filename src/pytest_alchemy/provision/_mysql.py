@@ -1,4 +1,6 @@
-"""MariaDB and MySQL: a marker table inside the test database; no templates."""
+"""MariaDB and MySQL: the marker is a database comment (MariaDB 10.5+) or, where the
+server has no database comments (MySQL), a marker table inside the test database; a
+named lock (``GET_LOCK``) claims a test database for one run; no templates."""
 
 from __future__ import annotations
 
@@ -14,17 +16,23 @@ from sqlalchemy.exc import DBAPIError
 
 from .._errors import AlchemyError, unresolved_host
 from .._urls import render_url
-from ._base import MARKER_TABLE, Marker, ServerProvisioner
+from ._base import MARKER_TABLE, Marker, ServerProvisioner, claim_key, legacy_marker
 
 #: The connections on a database other than the asking one: counted before a rebuild,
 #: ended before a drop.
 _OTHER_SESSIONS = "FROM information_schema.processlist WHERE db = :name AND id <> CONNECTION_ID()"
+#: The longest database comment MariaDB keeps.
+_MAX_COMMENT = 1024
 
 
 class MySQLProvisioner(ServerProvisioner):
     backends = ("mysql", "mariadb")
     extras: ClassVar[Mapping[str, str]] = {"pymysql": "mysql"}
     max_name_length = 64
+    #: Whether the marker is a database comment (MariaDB 10.5+) rather than a table in
+    #: the test database; ``None``: decided from the server on first use.
+    comment_marker: ClassVar[bool | None] = None
+    _uses_comments: bool | None = None
 
     def admin_urls(self) -> list[Any]:
         # Database-level statements need no current database.
@@ -62,6 +70,7 @@ class MySQLProvisioner(ServerProvisioner):
         return self.scalar(sql, name=name) is not None
 
     def create(self, name: str) -> None:
+        comments = self.uses_comments()
         with self.admin() as conn:
             charset = conn.execute(
                 text(
@@ -74,9 +83,13 @@ class MySQLProvisioner(ServerProvisioner):
             if charset is not None and all(re.fullmatch(r"\w+", str(v)) for v in charset):
                 # Same character set and collation as the application's own database.
                 options = f" CHARACTER SET {charset[0]} COLLATE {charset[1]}"
+            if comments:
+                options += f" COMMENT = {self._comment(Marker(None))}"
             self.run_ddl(
                 conn, f"CREATE DATABASE {self.quote(name)}{options}", action="create a database"
             )
+            if comments:
+                return
             self.run_ddl(
                 conn,
                 f"CREATE TABLE {self._marker_table(name)} "
@@ -84,6 +97,21 @@ class MySQLProvisioner(ServerProvisioner):
                 action="mark the test database",
             )
         self.write_marker(name, Marker(None))
+
+    def uses_comments(self) -> bool:
+        """Whether this server keeps the marker as a database comment (MariaDB 10.5+),
+        unless :attr:`comment_marker` decides."""
+        if self.comment_marker is not None:
+            return self.comment_marker
+        if self._uses_comments is None:
+            version = str(self.scalar("SELECT VERSION()") or "")
+            found = re.match(r"(\d+)\.(\d+)", version)
+            is_new = found is not None and (int(found[1]), int(found[2])) >= (10, 5)
+            self._uses_comments = "mariadb" in version.lower() and is_new
+        return self._uses_comments
+
+    def claim_query(self, name: str) -> tuple[str, dict[str, Any]]:
+        return "SELECT GET_LOCK(:key, 0)", {"key": claim_key(name)}
 
     def drop(self, name: str) -> None:
         with self.admin() as conn:
@@ -119,23 +147,51 @@ class MySQLProvisioner(ServerProvisioner):
         return int(self.scalar(f"SELECT count(*) {_OTHER_SESSIONS}", name=name) or 0)
 
     def read_marker(self, name: str) -> Marker | None:
+        if self.uses_comments():
+            sql = "SELECT schema_comment FROM information_schema.schemata WHERE schema_name = :name"
+            marker = Marker.loads(self.scalar(sql, name=name))
+            if marker is not None:
+                return marker
+        table = self._read_table(name)
+        if table is None or not self.uses_comments():
+            return Marker.loads(table)
+        return legacy_marker(table)  # marked the old way, by pytest-alchemy 0.2 or older
+
+    def _read_table(self, name: str) -> str | None:
         sql = (
             "SELECT 1 FROM information_schema.tables "
             "WHERE table_schema = :name AND table_name = :table"
         )
         if self.scalar(sql, name=name, table=MARKER_TABLE) is None:
             return None
-        return Marker.loads(
-            self.scalar(f"SELECT marker FROM {self._marker_table(name)} WHERE id = 1")
-        )
+        value = self.scalar(f"SELECT marker FROM {self._marker_table(name)} WHERE id = 1")
+        return None if value is None else str(value)
 
     def write_marker(self, name: str, marker: Marker) -> None:
+        comments = self.uses_comments()
         with self.admin() as conn:
+            if comments:
+                self.run_ddl(
+                    conn,
+                    f"ALTER DATABASE {self.quote(name)} COMMENT = {self._comment(marker)}",
+                    action="mark the test database",
+                )
+                return
             conn.execute(text(f"DELETE FROM {self._marker_table(name)}"))
             conn.execute(
                 text(f"INSERT INTO {self._marker_table(name)} (id, marker) VALUES (1, :marker)"),
                 {"marker": marker.dumps()},
             )
+
+    def _comment(self, marker: Marker) -> str:
+        text_ = marker.dumps()
+        if len(text_) > _MAX_COMMENT:
+            raise AlchemyError(  # pragma: no cover - a fingerprint has a few short parts
+                f"pytest-alchemy: the marker of the test database ({len(text_)} characters) "
+                f"is longer than the {_MAX_COMMENT} characters of a MariaDB database "
+                "comment.\nFix: report this to pytest-alchemy."
+            )
+        return self.literal(text_)
 
     def _marker_table(self, name: str) -> str:
         return f"{self.quote(name)}.{self.quote(MARKER_TABLE)}"

@@ -1,27 +1,48 @@
-"""SQLite: a file per test database in pytest's temporary root, a marker table inside it,
-and the fix that makes SAVEPOINT work with the stdlib driver."""
+"""SQLite: a file per test database in the user's cache directory; ownership in the
+file's header (``PRAGMA application_id``), the fingerprint in a sidecar file beside it,
+a lock file that claims it for one run; and the fix that makes SAVEPOINT work with the
+stdlib driver."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from .._errors import AlchemyError
-from ._base import MARKER_TABLE, Marker, Provisioner, plugin_engine
+from ._base import MARKER_TABLE, Marker, Provisioner, legacy_marker, plugin_engine
 
 _SIDE_FILES = ("-journal", "-wal", "-shm")
+#: ``PRAGMA application_id`` of every SQLite test database the plugin creates: "PyAl"
+#: in ASCII. A file with another application id is not the plugin's (unless it carries
+#: the marker table of pytest-alchemy 0.2 and older).
+APPLICATION_ID = 0x5079416C
+#: The sidecar file beside a test database that holds its marker (JSON).
+MARKER_SUFFIX = ".alchemy.json"
+LOCK_SUFFIX = ".lock"
 
 
 class SQLiteProvisioner(Provisioner):
     backends = ("sqlite",)
     max_name_length = 200
+
+    def __init__(
+        self, base_url: URL, *, source: str, sqlite_dir: Path, connect_timeout: int = 5
+    ) -> None:
+        super().__init__(
+            base_url, source=source, sqlite_dir=sqlite_dir, connect_timeout=connect_timeout
+        )
+        self._locks: dict[str, FileLock] = {}
 
     def base_name(self) -> str:
         database = self.base_url.database
@@ -34,6 +55,14 @@ class SQLiteProvisioner(Provisioner):
 
     def _path(self, name: str) -> Path:
         return self.sqlite_dir / f"{name}.db"
+
+    def _sidecar(self, name: str) -> Path:
+        path = self._path(name)
+        return path.with_name(path.name + MARKER_SUFFIX)
+
+    def _lock_path(self, name: str) -> Path:
+        path = self._path(name)
+        return path.with_name(path.name + LOCK_SUFFIX)
 
     def shared_connect_args(self) -> dict[str, Any]:
         # Threads of the test (a WSGI server, a thread pool) take turns on it.
@@ -56,59 +85,99 @@ class SQLiteProvisioner(Provisioner):
     def exists(self, name: str) -> bool:
         return self._path(name).exists()
 
-    def create(self, name: str) -> None:
-        path = self._path(name)
+    def _make_folder(self) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.sqlite_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AlchemyError(
                 f"pytest-alchemy: cannot create the folder for SQLite test databases "
-                f"{str(path.parent)!r}: {exc.strerror or exc}.\n"
-                "Fix: make pytest's temporary root writable (it follows TMPDIR and "
-                "PYTEST_DEBUG_TEMPROOT), or set alchemy_url to a server database."
+                f"{str(self.sqlite_dir)!r}: {exc.strerror or exc}.\n"
+                "Fix: make the user cache directory writable (it follows XDG_CACHE_HOME "
+                "on Linux), or set alchemy_url to a server database."
             ) from None
-        with self._marker_engine(name).begin() as conn:
-            conn.exec_driver_sql(
-                f"CREATE TABLE {self.quote(MARKER_TABLE)} "
-                "(id INTEGER PRIMARY KEY, marker TEXT NOT NULL)"
-            )
+
+    def create(self, name: str) -> None:
+        self._make_folder()
+        engine = self._marker_engine(name)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
+        finally:
+            engine.dispose()
         self.write_marker(name, Marker(None))
 
     def drop(self, name: str) -> None:
         path = self._path(name)
-        for candidate in [path, *(path.with_name(path.name + s) for s in _SIDE_FILES)]:
+        suffixes = (*_SIDE_FILES, MARKER_SUFFIX)
+        for candidate in [path, *(path.with_name(path.name + s) for s in suffixes)]:
             candidate.unlink(missing_ok=True)
+
+    def claim(self, name: str) -> bool:
+        if name in self._locks:
+            return True
+        self._make_folder()
+        lock = FileLock(self._lock_path(name), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return False
+        self._locks[name] = lock
+        return True
+
+    def release(self, name: str) -> None:
+        lock = self._locks.pop(name, None)
+        if lock is None:
+            return
+        try:
+            # Removed while still held: a run that opens it afterwards makes a new one.
+            self._lock_path(name).unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+    def claims(self) -> list[str]:
+        return list(self._locks)
 
     def read_marker(self, name: str) -> Marker | None:
         engine = self._marker_engine(name)
         try:
             with engine.connect() as conn:  # a file that is no database is not ours either
-                has_table = conn.execute(
-                    text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :t"),
-                    {"t": MARKER_TABLE},
-                ).scalar()
-                if has_table is None:
-                    return None
-                value = conn.execute(
-                    text(f"SELECT marker FROM {self.quote(MARKER_TABLE)} WHERE id = 1")
-                ).scalar()
+                application_id = conn.exec_driver_sql("PRAGMA application_id").scalar()
+                if application_id != APPLICATION_ID:
+                    return legacy_marker(self._read_table(conn))
         except DBAPIError:
             return None
         finally:
             engine.dispose()
-        return Marker.loads(value)
+        try:
+            text_ = self._sidecar(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return Marker(None)  # ours, but what it holds is unknown: rebuilt
+        return Marker.loads(text_) or Marker(None)
+
+    def _read_table(self, conn: Connection) -> str | None:
+        has_table = conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :t"),
+            {"t": MARKER_TABLE},
+        ).scalar()
+        if has_table is None:
+            return None
+        value = conn.execute(
+            text(f"SELECT marker FROM {self.quote(MARKER_TABLE)} WHERE id = 1")
+        ).scalar()
+        return None if value is None else str(value)
 
     def write_marker(self, name: str, marker: Marker) -> None:
-        engine = self._marker_engine(name)
+        """Write the sidecar atomically (a temporary file renamed over it)."""
+        sidecar = self._sidecar(name)
+        handle, temporary = tempfile.mkstemp(dir=sidecar.parent, prefix=sidecar.name + ".")
         try:
-            with engine.begin() as conn:
-                conn.execute(text(f"DELETE FROM {self.quote(MARKER_TABLE)}"))
-                conn.execute(
-                    text(f"INSERT INTO {self.quote(MARKER_TABLE)} (id, marker) VALUES (1, :m)"),
-                    {"m": marker.dumps()},
-                )
-        finally:
-            engine.dispose()
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(marker.dumps())
+            os.replace(temporary, sidecar)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     def _marker_engine(self, name: str) -> Engine:
         return plugin_engine(self.test_url(name), poolclass=NullPool)
