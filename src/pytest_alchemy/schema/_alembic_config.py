@@ -146,6 +146,13 @@ def find_files(path: Path, description: str) -> AlembicFiles:
         return _supported(
             AlembicFiles(ini if ini.is_file() else None, path), description, named_toml=True
         )
+    if path.suffix == ".toml":
+        raise SettingError(
+            f"pytest-alchemy: {description}: {path} is a TOML file, and Alembic reads "
+            f"its TOML configuration only from a file called {PYPROJECT}.\n"
+            f"Fix: name a file called {PYPROJECT} (with a [tool.alembic] table) or an "
+            "alembic.ini."
+        )
     toml = path.parent / PYPROJECT
     has_toml = toml.is_file() and _toml_supported() and _has_table(toml, description)
     if path.is_file():
@@ -194,8 +201,7 @@ def make_config(files: AlembicFiles, description: str, url: URL | None = None) -
     except configparser.Error as exc:
         raise SettingError(
             f"pytest-alchemy: {description}: {files.ini} is not an ini file Alembic can "
-            f"read ({first_line(exc)}).\nFix: correct it, until 'alembic history' reads it"
-            f"{_toml_hint(files)}."
+            f"read ({first_line(exc)}).\nFix: correct it, until 'alembic history' reads it."
         ) from None
     if not parser.has_section(cfg.config_ini_section):
         parser.add_section(cfg.config_ini_section)
@@ -208,12 +214,6 @@ def make_config(files: AlembicFiles, description: str, url: URL | None = None) -
         rendered = url.render_as_string(hide_password=False)
         cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
     return cfg
-
-
-def _toml_hint(files: AlembicFiles) -> str:
-    if files.ini is not None and files.ini.suffix == ".toml":
-        return "; to configure Alembic in pyproject.toml, name a file called pyproject.toml"
-    return ""
 
 
 def _config_class(base: Any) -> Any:
