@@ -48,6 +48,8 @@ else:  # pragma: no cover - Python 3.10
 INI = "alembic.ini"
 PYPROJECT = "pyproject.toml"
 #: Options that name paths, and whether a ``package:resource`` form is allowed.
+#: Alembic < 1.16: the version_path_separator values.
+_LEGACY_SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
 _PATH_OPTIONS = {"script_location": True, "version_locations": True, "prepend_sys_path": False}
 
 
@@ -190,7 +192,9 @@ def make_config(files: AlembicFiles, description: str, url: URL | None = None) -
     """An Alembic ``Config`` over ``files``, read (so that a malformed file fails here,
     with a SettingError), with paths resolved against the files' directories and, when
     ``url`` is given, ``sqlalchemy.url`` set to it."""
-    config_class = _config_class(alembic_import(description))
+    alembic_config = alembic_import(description)
+    lists_resolved = hasattr(alembic_config, "get_prepend_sys_paths_list")  # >= 1.16
+    config_class = _config_class(alembic_config)
     kwargs: dict[str, Any] = {"file_": str(files.ini) if files.ini else None}
     if files.toml is not None:
         kwargs["toml_file"] = str(files.toml)
@@ -208,7 +212,7 @@ def make_config(files: AlembicFiles, description: str, url: URL | None = None) -
     if files.toml is not None:
         cfg.toml_alembic_config  # noqa: B018 - read now, so that errors surface here
     for name, resource in _PATH_OPTIONS.items():
-        if name == "script_location" or not hasattr(cfg, "get_prepend_sys_paths_list"):
+        if name == "script_location" or not lists_resolved:
             _resolve_option(cfg, name, resource)
     if url is not None:
         rendered = url.render_as_string(hide_password=False)
@@ -272,9 +276,17 @@ def _resolve_option(cfg: Any, name: str, resource: bool) -> None:
     if name == "script_location":
         resolved = _resolve(value, base, resource=resource)
     else:  # pragma: no cover - Alembic < 1.16
-        pattern = r", *| +|:" if name == "prepend_sys_path" else r", *| +"
-        entries = [e for e in re.split(pattern, value) if e]
-        resolved = ",".join(_resolve(e, base, resource=resource) for e in entries)
+        separator = None
+        if name == "version_locations":
+            chosen = cfg.get_main_option("version_path_separator") or ""
+            separator = _LEGACY_SEPARATORS.get(chosen)
+        if separator:
+            entries = [e.strip() for e in value.split(separator) if e.strip()]
+        else:
+            pattern = r", *| +|:" if name == "prepend_sys_path" else r", *| +"
+            entries = [e for e in re.split(pattern, value) if e]
+        joiner = separator or ","
+        resolved = joiner.join(_resolve(e, base, resource=resource) for e in entries)
     if resolved != value:
         cfg.set_main_option(name, resolved.replace("%", "%%"))
 
