@@ -587,3 +587,34 @@ def test_plain_alembic_helper_sees_a_failure(project: Project) -> None:
     alembic_project(project, rev2_extra='    op.execute("SELECT * FROM no_such_table")\n')
     with pytest.raises(AssertionError, match="no_such_table"):
         plain_alembic_upgrade(project)
+
+
+@pytest.mark.backends("postgresql")
+def test_autocommit_block_under_env_py_s_own_transaction_blames_env_py(
+    project: Project,
+) -> None:
+    env_py = ENV_PY.replace(
+        "    with context.begin_transaction():\n        context.run_migrations()\n\n\n"
+        "def run_migrations_online",
+        "    with connection.begin():\n        context.run_migrations()\n\n\n"
+        "def run_migrations_online",
+    )
+    alembic_project(project, env_py=env_py)
+    write_bare(
+        project,
+        REV3,
+        REV2,
+        '    with op.get_context().autocommit_block():\n        op.execute("SELECT 1")\n',
+    )
+    with pytest.raises(AssertionError):  # plain alembic fails the same way
+        plain_alembic_upgrade(project)
+    project.write("test_db.py", MUST_NOT_RUN)
+    result = project.run()
+    text = output(result)
+    assert result.ret != 0
+    assert "autocommit_block() found the connection in a transaction" in text
+    assert str(project.path / "migrations" / "env.py") in text
+    assert "context.begin_transaction()" in text
+    assert "correct that migration" not in text
+    assert "Traceback" not in text
+    assert "must not run" not in text

@@ -47,6 +47,16 @@ def explain(
             "connection), or in the first migration (op.execute('CREATE SCHEMA IF NOT "
             "EXISTS ...'))."
         )
+    if isinstance(exc, AssertionError) and _innermost_function(exc) == "autocommit_block":
+        return AlchemyError(
+            f"pytest-alchemy: {action} failed: a migration's "
+            "op.get_context().autocommit_block() found the connection in a transaction "
+            f"that Alembic did not begin: the Alembic env.py at {env_py} began one itself "
+            "(connection.begin(), or a statement before context.configure()).\n"
+            "Fix: in env.py, let Alembic manage the transaction: context.configure("
+            "connection=connection, ...) first, then run the migrations inside "
+            "context.begin_transaction() (as 'alembic upgrade' needs too)."
+        )
     revisions = _revisions(scripts)
     failing = None
     in_env_py = False
@@ -122,6 +132,11 @@ def _raised_in(exc: BaseException, path: Path) -> bool:
     if not frames:
         return False
     return os.path.realpath(frames[-1][0].f_code.co_filename) == os.path.realpath(path)
+
+
+def _innermost_function(exc: BaseException) -> str | None:
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    return frames[-1][0].f_code.co_name if frames else None
 
 
 def _search_path_source(url: URL) -> str:
