@@ -396,7 +396,7 @@ def test_failing_env_py_is_named_with_a_fix(project: Project) -> None:
     assert result.ret == pytest.ExitCode.INTERRUPTED, text
     env_py = project.path / "migrations" / "env.py"
     assert (
-        f"ERROR: pytest-alchemy: 'alembic upgrade head' failed in the Alembic env.py at "
+        f"ERROR: pytest-alchemy: 'alembic upgrade heads' failed in the Alembic env.py at "
         f"{env_py}: RuntimeError: env.py is broken\n"
         "Fix: correct it, or build from metadata with --alchemy-no-migrations."
     ) in text

@@ -47,7 +47,16 @@ def alchemy_metadata(pytestconfig: pytest.Config) -> Any:
 
 @pytest.fixture(scope="session")
 def alchemy_alembic_ini(pytestconfig: pytest.Config) -> Path | None:
-    """Path of alembic.ini; when set, the schema is built by ``alembic upgrade head``."""
+    """The Alembic configuration (``Path``, relative to the pytest ini file's directory);
+    when set, the schema is built by ``alembic upgrade heads``.
+
+    It may name an ``alembic.ini`` (the ``pyproject.toml`` beside it is read too when it
+    has a ``[tool.alembic]`` table, as the ``alembic`` command run from there does; an
+    ini that does not exist falls back to that ``pyproject.toml``), a ``pyproject.toml``
+    with ``[tool.alembic]`` (Alembic >= 1.16; the ``alembic.ini`` beside it, if any, is
+    read too, as ``alembic init -t pyproject`` lays them out), or a directory holding
+    either. Relative ``script_location``, ``version_locations`` and ``prepend_sys_path``
+    are taken relative to the file that sets them. Problems raise SettingError."""
     return state_of(pytestconfig).settings.alembic_ini
 
 

@@ -1,26 +1,52 @@
-"""The schema from Alembic migrations: ``alembic upgrade head`` on the test database."""
+"""The schema from Alembic migrations: ``alembic upgrade heads`` on the test database, run
+as the ``alembic`` command runs it (see _alembic_config for how the configuration is
+found), and its fingerprint."""
 
 from __future__ import annotations
 
 import logging
-import os
-import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL, Dialect, Engine
 
-from .._errors import AlchemyError, SettingError, first_line
+from .._errors import AlchemyError, first_line
 from ..provision import Provisioner
+from ._alembic_config import (
+    AlembicFiles,
+    config_bytes,
+    find_files,
+    make_config,
+    sys_path_restored,
+)
+from ._alembic_errors import explain
 from ._guard import ForeignConnectionRefused, only_connections_to
+from ._imports import own_imports
 from ._source import Fingerprint, digest
+
+UPGRADE = "'alembic upgrade heads'"
 
 
 class AlembicSchema:
-    """``alembic upgrade head`` on the test database, with a guard that refuses any
-    connection env.py makes to another database."""
+    """``alembic upgrade heads`` on the test database, as the ``alembic`` command runs it.
+
+    env.py gets a connection it manages (``engine.connect()``, in
+    ``config.attributes["connection"]``), so that ``context.begin_transaction()``,
+    ``transaction_per_migration=True`` and ``op.get_context().autocommit_block()`` behave
+    as under ``alembic upgrade``; whatever env.py leaves open is committed afterwards.
+    Then env.py runs once more, as under ``alembic current``, to read the revisions the
+    database is at through Alembic's own API with env.py's options (``version_table``,
+    ``version_table_schema``), which must be all the heads. While env.py runs, any
+    connection to another database is refused (see ``only_connections_to``).
+
+    ``ini_path`` is an ``alembic.ini``, a ``pyproject.toml`` with ``[tool.alembic]``
+    (Alembic >= 1.16) or a directory holding either; see ``_alembic_config`` for the
+    rule. Errors are AlchemyError / SettingError naming the file, env.py or migration at
+    fault. Relies on https://alembic.sqlalchemy.org/en/latest/cookbook.html#connection-sharing
+    and https://alembic.sqlalchemy.org/en/latest/api/runtime.html.
+    """
 
     def __init__(self, ini_path: Path, description: str) -> None:
         self.ini_path = ini_path
@@ -28,32 +54,11 @@ class AlembicSchema:
 
     # -- alembic objects ----------------------------------------------------------------
 
+    def _files(self) -> AlembicFiles:
+        return find_files(self.ini_path, self.description)
+
     def _config(self, url: URL | None = None) -> Any:
-        try:
-            from alembic.config import Config
-        except ImportError:
-            raise SettingError(
-                f"pytest-alchemy: {self.description} needs Alembic, which is not installed.\n"
-                "Fix: pip install 'pytest-alchemy[alembic]'."
-            ) from None
-        if not self.ini_path.is_file():
-            raise SettingError(
-                f"pytest-alchemy: {self.description}: no such file {str(self.ini_path)!r}.\n"
-                "Fix: give the path of alembic.ini relative to the directory of the pytest "
-                "configuration file, or build from metadata with --alchemy-no-migrations."
-            )
-        cfg = Config(str(self.ini_path))
-        location = cfg.get_main_option("script_location")
-        if location and ":" not in location and not os.path.isabs(location):
-            # Alembic resolves this against the working directory; a user runs alembic
-            # from beside alembic.ini, pytest may run from anywhere.
-            beside_ini = self.ini_path.parent / location
-            if not Path(location).exists() and beside_ini.exists():
-                cfg.set_main_option("script_location", str(beside_ini))
-        if url is not None:
-            rendered = url.render_as_string(hide_password=False)
-            cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
-        return cfg
+        return make_config(self._files(), self.description, url)
 
     def _scripts(self, cfg: Any) -> Any:
         from alembic.script import ScriptDirectory
@@ -64,99 +69,126 @@ class AlembicSchema:
         except CommandError as exc:
             raise AlchemyError(
                 f"pytest-alchemy: Alembic cannot read the migrations of {self.description}: "
-                f"{exc}\nFix: check script_location in {self.ini_path}."
+                f"{exc}\nFix: check script_location in "
+                f"{cfg.pytest_alchemy_files.shown()}."
             ) from None
 
-    def fingerprint(self, dialect: Dialect) -> Fingerprint:
-        scripts = self._scripts(self._config())
+    def _revision_paths(self, scripts: Any) -> list[Path]:
         try:
-            paths = sorted(Path(script.path) for script in scripts.walk_revisions())
+            return sorted(Path(script.path) for script in scripts.walk_revisions())
         except Exception as exc:
             raise AlchemyError(
                 f"pytest-alchemy: Alembic cannot read the revisions of {self.description}: "
                 f"{first_line(exc)}\nFix: correct the revision files, until 'alembic "
                 "history' reads them."
             ) from None
-        parts = [b"alembic", dialect.name.encode()]
-        for path in [Path(scripts.env_py_location), *paths]:
-            parts.append(path.name.encode())
-            parts.append(path.read_bytes() if path.exists() else b"")
-        return {"migrations": digest(parts)}
+
+    def fingerprint(self, dialect: Dialect) -> Fingerprint:
+        """Named parts: "migrations" (every revision file of every version location),
+        "env.py", "alembic config" (the ini without ``sqlalchemy.url``, and the
+        ``[tool.alembic]`` table) and "imported modules" (the source of the project's
+        own modules that env.py and the migrations import, transitively; found with
+        ``ast`` and resolved without importing, on ``sys.path`` plus ``prepend_sys_path``)."""
+        with sys_path_restored() as search_path:
+            cfg = self._config()
+            scripts = self._scripts(cfg)  # prepends prepend_sys_path to sys.path
+            revisions = self._revision_paths(scripts)
+            env_py = Path(scripts.env_py_location)
+            modules = own_imports([env_py, *revisions], list(search_path))
+        migrations = [b"migrations", dialect.name.encode()]
+        for path in revisions:
+            migrations.extend([path.name.encode(), path.read_bytes()])
+        imported = [b"imported modules"]
+        for name, path in modules.items():
+            imported.extend([name.encode(), path.read_bytes()])
+        return {
+            "migrations": digest(migrations),
+            "env.py": digest([env_py.read_bytes() if env_py.is_file() else b""]),
+            "alembic config": digest(config_bytes(cfg)),
+            "imported modules": digest(imported),
+        }
 
     # -- building -----------------------------------------------------------------------
 
     def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
         from alembic import command
-        from alembic.runtime.migration import MigrationContext
+        from alembic.runtime.environment import EnvironmentContext
 
-        cfg = self._config(test_url)
-        scripts = self._scripts(cfg)
-        env_py = Path(scripts.env_py_location)
-        with _logging_restored():
-            try:
-                with only_connections_to(test_url, provisioner), engine.begin() as conn:
-                    cfg.attributes["connection"] = conn
-                    command.upgrade(cfg, "head")
-            except ForeignConnectionRefused as exc:
-                raise AlchemyError(
-                    f"pytest-alchemy: the Alembic env.py at {env_py} tried to connect to "
-                    f"{exc.target}, not to the test database {test_url.database!r}. "
-                    "It was stopped before it changed anything.\n"
-                    'Fix: in env.py, use config.attributes.get("connection") when it is set, '
-                    'or build the engine from config.get_main_option("sqlalchemy.url").'
-                ) from None
-            except AlchemyError:
-                raise
-            except Exception as exc:
-                raise self._explain(exc, scripts, env_py) from None
-            finally:
-                cfg.attributes.pop("connection", None)
-        with engine.connect() as conn:
-            current = set(MigrationContext.configure(conn).get_current_heads())
+        current: set[str] = set()
+
+        def read_current(rev: Any, context: Any) -> list[Any]:
+            current.update(context.get_current_heads())
+            return []
+
+        with sys_path_restored(), _logging_restored():
+            cfg = self._config(test_url)
+            scripts = self._scripts(cfg)
+            self._run(
+                cfg,
+                scripts,
+                engine,
+                provisioner,
+                test_url,
+                UPGRADE,
+                lambda: command.upgrade(cfg, "heads"),
+            )
+
+            def read() -> None:
+                with EnvironmentContext(cfg, scripts, fn=read_current, dont_mutate=True):
+                    scripts.run_env()
+
+            self._run(cfg, scripts, engine, provisioner, test_url, "'alembic current'", read)
         heads = set(scripts.get_heads())
         if current != heads:
             raise AlchemyError(
-                f"pytest-alchemy: after 'alembic upgrade head' the test database is at "
-                f"{sorted(current) or 'no revision'}, not at head {sorted(heads)} "
-                f"({self.description}).\nFix: check that env.py runs the migrations "
-                "inside context.begin_transaction() on the connection it is given."
+                f"pytest-alchemy: after {UPGRADE} the test database is at "
+                f"{sorted(current) or 'no revision'}, not at the heads {sorted(heads)} "
+                f"({self.description}).\nFix: check that env.py runs the migrations on "
+                'the connection in config.attributes["connection"], and the same way '
+                "each time it runs."
             )
 
-    def _explain(self, exc: Exception, scripts: Any, env_py: Path) -> AlchemyError:
-        revisions = {}
-        for script in scripts.walk_revisions():
-            revisions[os.path.realpath(script.path)] = script
-        failing = None
-        in_env_py = False
-        for error in _chain(exc):
-            for frame, _ in traceback.walk_tb(error.__traceback__):
-                filename = os.path.realpath(frame.f_code.co_filename)
-                if filename in revisions:
-                    failing = revisions[filename]
-                elif filename == os.path.realpath(env_py):
-                    in_env_py = True
-        reason = f"{type(exc).__name__}: {first_line(exc)}"
-        if failing is not None:
-            title = f" ({failing.doc})" if failing.doc else ""
-            return AlchemyError(
-                f"pytest-alchemy: migration {failing.revision}{title} in {failing.path} "
-                f"failed: {reason}\nFix: correct that migration, or build from metadata "
-                "with --alchemy-no-migrations."
-            )
-        where = f"the Alembic env.py at {env_py}" if in_env_py else self.description
-        return AlchemyError(
-            f"pytest-alchemy: 'alembic upgrade head' failed in {where}: {reason}\n"
-            "Fix: correct it, or build from metadata with --alchemy-no-migrations."
-        )
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
+    def _run(
+        self,
+        cfg: Any,
+        scripts: Any,
+        engine: Engine,
+        provisioner: Provisioner,
+        test_url: URL,
+        action: str,
+        run: Callable[[], None],
+    ) -> None:
+        """Run env.py through ``run`` on a fresh connection of ``engine`` that env.py
+        manages, committing what it leaves open; under the guard."""
+        env_py = Path(scripts.env_py_location)
+        try:
+            with only_connections_to(test_url, provisioner), engine.connect() as conn:
+                cfg.attributes["connection"] = conn
+                run()
+                if not conn.closed and conn.in_transaction():
+                    conn.commit()
+        except ForeignConnectionRefused as exc:
+            raise AlchemyError(
+                f"pytest-alchemy: the Alembic env.py at {env_py} tried to connect to "
+                f"{exc.target}, not to the test database {test_url.database!r}. "
+                "It was stopped before it changed anything.\n"
+                'Fix: in env.py, use config.attributes.get("connection") when it is set, '
+                'or build the engine from config.get_main_option("sqlalchemy.url").'
+            ) from None
+        except AlchemyError:
+            raise
+        except Exception as exc:
+            raise explain(
+                exc,
+                action=action,
+                scripts=scripts,
+                env_py=env_py,
+                config_shown=cfg.pytest_alchemy_files.shown(),
+                description=self.description,
+                test_url=test_url,
+            ) from None
+        finally:
+            cfg.attributes.pop("connection", None)
 
 
 @contextmanager
