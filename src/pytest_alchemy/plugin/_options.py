@@ -55,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "alchemy_alembic_ini",
-        "Path of alembic.ini: the schema is built with 'alembic upgrade head'.",
+        "The Alembic configuration (alembic.ini, pyproject.toml or their directory): "
+        "the schema is built with 'alembic upgrade heads'.",
     )
     parser.addini(
         "alchemy_engines",
