@@ -261,6 +261,17 @@ class Project:
         self.backend.execute(self.path, sql, name)
 
 
+def summary(result: pytest.RunResult) -> str:
+    """The plugin's one terminal-summary line (``alchemy: ...``, not the header's)."""
+    lines = [
+        line
+        for line in result.stdout.lines
+        if line.startswith("alchemy: ") and not line.endswith("]")
+    ]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0]
+
+
 def output(result: pytest.RunResult) -> str:
     """Everything a run printed."""
     return result.stdout.str() + "\n" + result.stderr.str()

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from test_schema import ALEMBIC_INI, ENV_PY, REV1, REV2, REV3, alembic_project, write_revision
 
-from conftest import Project, output
+from conftest import Project, output, summary
 
 MUST_NOT_RUN = """
 def test_db(db_session):
@@ -56,16 +56,6 @@ def write_bare(
             doc=f"rev {revision}", revision=revision, down=down, labels=labels, body=body
         ),
     )
-
-
-def summary(result: pytest.RunResult) -> str:
-    lines = [
-        line
-        for line in result.stdout.lines
-        if line.startswith("alchemy: ") and not line.endswith("]")
-    ]
-    assert len(lines) == 1, result.stdout.str()
-    return lines[0]
 
 
 def plain_alembic_upgrade(project: Project, env_ini: str = "alembic.ini") -> None:

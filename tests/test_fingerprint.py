@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
-from conftest import Backend, Project
+from conftest import Backend, Project, summary
 from pytest_alchemy._database import TestDatabase
 from pytest_alchemy.schema import MetadataSchema
 
@@ -46,16 +46,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 USES_DB = "def test_db(db_engine):\n    pass\n"
-
-
-def summary(result: pytest.RunResult) -> str:
-    lines = [
-        line
-        for line in result.stdout.lines
-        if line.startswith("alchemy: ") and not line.endswith("]")
-    ]
-    assert len(lines) == 1, result.stdout.str()
-    return lines[0]
 
 
 def write_models(project: Project, **changes: Any) -> None:

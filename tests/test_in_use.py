@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from conftest import Project, output
+from conftest import Project, output, summary
 from pytest_alchemy._settings import sqlite_dir
 from pytest_alchemy.provision import Provisioner, provisioner_for
 
@@ -34,13 +34,6 @@ CHECK_NAME = """
         assert current_database(db_session) == {expected!r}
         assert db_session.execute(text("SELECT count(*) FROM users")).scalar() == 0
 """
-
-
-def summary(result: pytest.RunResult) -> str:
-    lines = [line for line in result.stdout.lines if line.startswith("alchemy: ")]
-    lines = [line for line in lines if not line.endswith("]")]
-    assert len(lines) == 1, output(result)
-    return lines[0]
 
 
 @pytest.fixture

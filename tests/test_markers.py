@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from conftest import Project, output
+from conftest import Project, output, summary
 from pytest_alchemy._settings import sqlite_dir
 from pytest_alchemy.provision import MARKER_TABLE
 from pytest_alchemy.provision._sqlite import APPLICATION_ID, MARKER_SUFFIX
@@ -42,13 +42,6 @@ TABLE_MARKER = """
         yield
         MySQLProvisioner.comment_marker = None
 """
-
-
-def summary(result: pytest.RunResult) -> str:
-    lines = [line for line in result.stdout.lines if line.startswith("alchemy: ")]
-    lines = [line for line in lines if " test database " in line and "[from" not in line]
-    assert len(lines) == 1, output(result)
-    return lines[0]
 
 
 def tables(project: Project) -> list[str]:

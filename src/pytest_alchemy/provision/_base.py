@@ -305,25 +305,30 @@ class ServerProvisioner(Provisioner):
             with self._admin_engine.connect() as conn:
                 yield conn
             return
-        candidates = self.admin_urls()
+        # A pooled engine: the few administrative statements of a run share one
+        # connection; close() disposes of it.
+        engine, conn = self._connect_first(self.admin_urls(), pool_size=1)
+        self._admin_engine = engine
+        with conn:
+            yield conn
+
+    def _connect_first(
+        self, candidates: Sequence[URL], **options: Any
+    ) -> tuple[Engine, Connection]:
+        """An AUTOCOMMIT engine and connection on the first of ``candidates`` whose
+        database exists (connect errors explained)."""
         self.check_server_answers()
         for index, url in enumerate(candidates):
-            # A pooled engine: the few administrative statements of a run share one
-            # connection; close() disposes of it.
             engine = plugin_engine(
-                url, pool_size=1, isolation_level="AUTOCOMMIT", **self.engine_options()
+                url, isolation_level="AUTOCOMMIT", **options, **self.engine_options()
             )
             try:
-                conn = engine.connect()
+                return engine, engine.connect()
             except DBAPIError as exc:
                 engine.dispose()
-                if self.is_missing_database(exc) and index + 1 < len(candidates):
-                    continue
-                raise connect_error(exc, url, self.source) from None
-            self._admin_engine = engine
-            with conn:
-                yield conn
-            return
+                if not (self.is_missing_database(exc) and index + 1 < len(candidates)):
+                    raise connect_error(exc, url, self.source) from None
+        raise AssertionError("unreachable: the last candidate returns or raises")
 
     def server_dialect(self) -> Dialect:
         with self.admin() as conn:
@@ -349,33 +354,20 @@ class ServerProvisioner(Provisioner):
     def claim(self, name: str) -> bool:
         if name in self._claims:
             return True
-        candidates = self.claim_urls()
-        self.check_server_answers()
-        for index, url in enumerate(candidates):
-            engine = plugin_engine(
-                url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **self.engine_options()
-            )
-            try:
-                conn = engine.connect()
-            except DBAPIError as exc:
-                engine.dispose()
-                if self.is_missing_database(exc) and index + 1 < len(candidates):
-                    continue
-                raise connect_error(exc, url, self.source) from None
-            sql, params = self.claim_query(name)
-            try:
-                taken = bool(conn.execute(text(sql), params).scalar())
-            except BaseException:
-                conn.close()
-                engine.dispose()
-                raise
-            if not taken:
-                conn.close()
-                engine.dispose()
-                return False
-            self._claims[name] = (engine, conn)
-            return True
-        return False  # pragma: no cover - the last candidate raises or returns
+        engine, conn = self._connect_first(self.claim_urls(), poolclass=NullPool)
+        sql, params = self.claim_query(name)
+        try:
+            taken = bool(conn.execute(text(sql), params).scalar())
+        except BaseException:
+            conn.close()
+            engine.dispose()
+            raise
+        if not taken:
+            conn.close()
+            engine.dispose()
+            return False
+        self._claims[name] = (engine, conn)
+        return True
 
     def release(self, name: str) -> None:
         held = self._claims.pop(name, None)
