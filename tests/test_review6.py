@@ -125,3 +125,108 @@ def test_unrouted_engine_cannot_write_into_another_runs_database(project: Projec
     assert project.query("SELECT id FROM users WHERE id = 999") == []
     # And the second run must have been told, as it is without contention.
     assert second.returncode != 0, second.stdout
+
+
+# -- fingerprint gaps -------------------------------------------------------------------------
+
+SCHEMA_TEST = """
+from sqlalchemy import text
+
+def test_where_{n}(db_connection):
+    assert db_connection.execute(text("SELECT count(*) FROM users")).scalar() == 0
+"""
+
+
+@pytest.mark.backends("postgresql")
+def test_search_path_in_url_options_is_part_of_the_fingerprint(project: Project) -> None:
+    """``?options=-csearch_path=...`` decides where create_all puts the tables; changing it
+    must rebuild a reused database (today: "reused", and the tables are not found)."""
+    from conftest import MODELS
+
+    project.write("models.py", MODELS)
+    project.write(
+        "prep.py",
+        """
+        from sqlalchemy import text
+
+        def prepare(conn):
+            conn.execute(text("CREATE SCHEMA s1"))
+            conn.execute(text("CREATE SCHEMA s2"))
+        """,
+    )
+    project.ini(alchemy_metadata="models:Base", alchemy_prepare_database="prep:prepare")
+    url = project.backend.url
+    project.replace_tests("test_one.py", SCHEMA_TEST.format(n=1))
+    first = project.pytester.runpytest(
+        "--alchemy-url", f"{url}?options=-csearch_path%3Ds1", "--alchemy-reuse-db"
+    )
+    first.assert_outcomes(passed=1)
+    project.replace_tests("test_two.py", SCHEMA_TEST.format(n=2))
+    second = project.pytester.runpytest(
+        "--alchemy-url", f"{url}?options=-csearch_path%3Ds2", "--alchemy-reuse-db"
+    )
+    assert " reused" not in second.stdout.str()
+    second.assert_outcomes(passed=1)
+
+
+@pytest.mark.backends("postgresql")
+def test_prepare_hook_module_constant_is_part_of_the_fingerprint(project: Project) -> None:
+    """A prepare hook that reads a constant of its own module (the list of extensions or
+    schemas): changing the constant must rebuild, as a changed app constant does for a
+    migration (today: "reused", the new schema is missing)."""
+    from conftest import MODELS
+
+    project.write("models.py", MODELS)
+    project.ini(alchemy_metadata="models:Base", alchemy_prepare_database="prep:prepare")
+    for n, schemas in enumerate((["s1"], ["s1", "s2"])):
+        project.write(
+            "prep.py",
+            f"""
+            from sqlalchemy import text
+            SCHEMAS = {schemas!r}
+
+            def prepare(conn):
+                for name in SCHEMAS:
+                    conn.execute(text(f"CREATE SCHEMA {{name}}"))
+            """,
+        )
+        project.replace_tests(
+            f"test_run{n}.py",
+            f"""
+            from sqlalchemy import text
+
+            def test_schemas_{n}(db_connection):
+                found = db_connection.execute(
+                    text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 's_'")
+                ).scalars().all()
+                assert sorted(found) == {sorted(schemas)!r}
+            """,
+        )
+        project.run_subprocess("--alchemy-reuse-db").assert_outcomes(passed=1)
+
+
+@pytest.mark.backends("sqlite")
+def test_partial_prepare_hook_is_reused(project: Project) -> None:
+    """A prepare hook that is a functools.partial (or a callable object) has no readable
+    source; its fingerprint falls back to its repr, which holds a memory address, so an
+    unchanged project is rebuilt on every run (today: "rebuilt (changed: prepare)")."""
+    from conftest import MODELS
+
+    project.write("models.py", MODELS)
+    project.write(
+        "prep.py",
+        """
+        import functools
+
+        def _prepare(conn, flag):
+            pass
+
+        prepare = functools.partial(_prepare, flag=True)
+        """,
+    )
+    project.ini(alchemy_metadata="models:Base", alchemy_prepare_database="prep:prepare")
+    project.write("test_p.py", "def test_p(db_connection):\n    pass\n")
+    project.run_subprocess("--alchemy-reuse-db").assert_outcomes(passed=1)
+    again = project.run_subprocess("--alchemy-reuse-db")
+    again.assert_outcomes(passed=1)
+    assert " reused" in again.stdout.str(), again.stdout.str()
