@@ -66,7 +66,8 @@ def test_claimed_database_is_left_alone_and_another_name_taken(
     assert second in summary(result)
     # The first run's database: untouched, its row still there.
     assert project.query("SELECT id, email FROM users", first) == [(7, "first@run")]
-    assert project.databases() == ({first, second} if reuse else {first})
+    # A stand-in name is never kept, even with --alchemy-reuse-db.
+    assert project.databases() == {first}
 
     claims.release(first)
     project.replace_tests("test_c.py", CHECK_NAME.format(expected=first).replace("== 0", "== 1"))
@@ -133,7 +134,7 @@ def test_two_concurrent_runs(models_project: Project, reuse: bool) -> None:
         out, err = holder.communicate(timeout=120)
     assert holder.returncode == 0, (out.decode(), err.decode())
     assert b"1 passed" in out
-    assert project.databases() == ({second} if reuse else set())
+    assert project.databases() == set()
 
 
 @pytest.mark.backends("postgresql", "mariadb")
@@ -151,3 +152,80 @@ def test_reuse_refuses_a_database_with_other_connections(models_project: Project
     text = output(result)
     assert "is in use by 1 other connection(s)" in text, text
     assert project.databases() == {project.test_db_name()}
+
+
+LAZY_SETTINGS = """
+    import os
+
+    DATABASE_URL = os.environ["APP_DATABASE_URL"]  # read once, at import
+"""
+
+LAZY_WRITER = """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    import settings
+
+    def test_lazy_engine(db_session):
+        db_session.execute(text("SELECT 1"))
+        # An engine the application makes later, from the URL it read at import (the
+        # primary name): not routed, so it must be refused, not reach the other run's
+        # database under that name.
+        engine = create_engine(settings.DATABASE_URL, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO users (id, email) VALUES (999, 'escaped')"))
+        finally:
+            engine.dispose()
+"""
+
+
+def test_an_engine_made_from_the_primary_name_cannot_reach_the_other_runs_database(
+    models_project: Project, claims: Provisioner
+) -> None:
+    project = models_project
+    first = project.test_db_name()
+    project.ini(alchemy_metadata="models:Base", alchemy_url_env="APP_DATABASE_URL")
+    project.write("settings.py", LAZY_SETTINGS)
+    project.write("test_a.py", "def test_db(db_session):\n    pass\n")
+    project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
+
+    assert claims.claim(first)  # another run is using it
+    project.replace_tests("test_b.py", LAZY_WRITER)
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    assert "IsolationError" in output(result)
+    assert project.query("SELECT id FROM users", first) == []
+    assert project.databases() == {first}
+
+
+KILLED = """
+    import os
+    import signal
+
+    from sqlalchemy import text
+
+    def test_killed(db_session):
+        db_session.execute(text("SELECT 1"))
+        os.kill(os.getpid(), signal.SIGKILL)  # no teardown: the stand-in stays
+"""
+
+
+def test_stand_ins_left_by_killed_runs_are_dropped(
+    models_project: Project, claims: Provisioner
+) -> None:
+    """A run killed while on a stand-in name leaves that database behind; the next run
+    that gets the primary name drops it, but not one that another run holds."""
+    project = models_project
+    first, second, third = (project.test_db_name(s) for s in ("", "_2", "_3"))
+    project.write("test_killed.py", KILLED)
+    assert claims.claim(first)
+    project.run_subprocess()  # killed on _2
+    assert claims.claim(second)
+    project.run_subprocess()  # killed on _3
+    assert project.databases() == {second, third}
+
+    claims.release(first)  # _2 stays held by "another run"
+    project.replace_tests("test_a.py", "def test_db(db_session):\n    pass\n")
+    project.run().assert_outcomes(passed=1)
+    assert project.databases() == {second}

@@ -33,7 +33,7 @@ def test_heads_with_depends_on_are_accepted(project: Project) -> None:
     rev4 = "4d4d4d4d4d4d"
     project.write(
         f"migrations/versions/{rev4}_rev.py",
-        f'''
+        f"""
         import sqlalchemy as sa
         from alembic import op
 
@@ -47,7 +47,7 @@ def test_heads_with_depends_on_are_accepted(project: Project) -> None:
 
         def downgrade():
             pass
-        ''',
+        """,
     )
     project.write(
         "test_heads.py",

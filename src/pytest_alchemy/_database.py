@@ -122,16 +122,31 @@ class TestDatabase:
 
         event.listen(engine, "do_connect", retarget)
 
+    def candidate_names(self) -> list[str]:
+        """The names this run may take, in order: the primary one (``test_<base>``, with
+        the xdist suffix), then ``_2`` to ``_<MAX_NAMES>`` for when other runs hold it."""
+        names = [self.primary]
+        for number in range(2, MAX_NAMES + 1):
+            names.append(self.provisioner.test_name(f"{self.suffix}_{number}"))
+        return names
+
+    def candidate_urls(self) -> list[URL]:
+        """The URLs of :meth:`candidate_names`: a connection to any of them that the
+        run did not route is refused, whichever one this run claimed (an engine made
+        from the primary URL must not reach another run's database)."""
+        return [self.provisioner.test_url(name) for name in self.candidate_names()]
+
     def claim(self) -> None:
         """Claim a name for this run: the primary one, or the next that no other run
         holds (see :meth:`Provisioner.claim`); the claim lasts until :meth:`teardown`.
-        Raises :class:`AlchemyError` when all :data:`MAX_NAMES` are held."""
+        A run that takes another name than the primary one never keeps its database
+        (``--alchemy-reuse-db`` applies to the primary name only); a run that takes the
+        primary name drops those that earlier runs left under the other names, when no
+        run holds them. Raises :class:`AlchemyError` when all :data:`MAX_NAMES` are held."""
         with self._lock:
             if self._claimed:
                 return
-            names = [self.primary]
-            for number in range(2, MAX_NAMES + 1):
-                names.append(self.provisioner.test_name(f"{self.suffix}_{number}"))
+            names = self.candidate_names()
             for name in names:
                 if self.provisioner.claim(name):
                     break
@@ -143,13 +158,29 @@ class TestDatabase:
                     f"database in {self.source}."
                 )
             self._claimed = True
-            if name != self.name:
-                self.name = name
-                self.url = self.provisioner.test_url(name)
-                if self._engine is not None:
-                    self._engine.url = self.url
-                if self.on_rename is not None:
-                    self.on_rename(self.url)
+            if name == self.primary:
+                self._sweep(names[1:])
+                return
+            self.reuse = False  # a stand-in name: dropped at the end, never kept
+            self.name = name
+            self.url = self.provisioner.test_url(name)
+            if self._engine is not None:
+                self._engine.url = self.url
+            if self.on_rename is not None:
+                self.on_rename(self.url)
+
+    def _sweep(self, names: list[str]) -> None:
+        """Drop the databases that earlier runs left under stand-in names (a run killed
+        before its teardown), when they are ours and no run holds or uses them."""
+        provisioner = self.provisioner
+        for name in names:
+            if not provisioner.exists(name) or not provisioner.claim(name):
+                continue
+            try:
+                if provisioner.read_marker(name) is not None and not provisioner.sessions(name):
+                    provisioner.drop(name)
+            finally:
+                provisioner.release(name)
 
     def setup(self) -> Engine:
         """The engine on the ready test database, creating and building it on first use."""
@@ -284,8 +315,7 @@ class TestDatabase:
                 f"pytest-alchemy: refusing to {action} the database {self.name!r} at "
                 f"{render_url(self.url)}: it exists but was not created by pytest-alchemy "
                 "(it carries no pytest-alchemy marker), so it may hold someone's data.\n"
-                f"Fix: drop or rename it yourself if it is disposable, or choose another "
-                f"base database in {self.source}."
+                f"Fix: {self.provisioner.not_ours_fix(self.name)}"
             )
         return marker
 

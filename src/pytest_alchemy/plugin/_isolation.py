@@ -58,9 +58,14 @@ class RunIsolation:
         for engine, label in engines:
             router.route(engine, label)
         router.label_sessions()
-        # database.url: the name this run claimed, which is known once it is set up.
+        # Every name this run may take, not only the one it claimed: an engine made from
+        # the primary URL (alchemy_url_env is set before the claim) must not reach the
+        # database of the run that holds that name.
+        candidates = database.candidate_urls()
         router.guard(
-            lambda dialect, cargs, cparams: aimed_at(dialect, cargs, cparams, database.url)
+            lambda dialect, cargs, cparams: any(
+                aimed_at(dialect, cargs, cparams, url) for url in candidates
+            )
         )
         for factory in factories:
             router.route_sessionmaker(factory, self.primary)

@@ -268,6 +268,13 @@ class Provisioner(abc.ABC):
         where = f"{host}:{port}" if port else str(host)
         return f"database {database!r} on {where}"
 
+    def not_ours_fix(self, name: str) -> str:
+        """The fix line's advice for a database of the test name that is not ours."""
+        return (
+            "drop or rename it yourself if it is disposable, or choose another base "
+            f"database in {self.source}."
+        )
+
     def close(self) -> None:
         """Release what the provisioner holds open, its claims included."""
         for name in self.claims():

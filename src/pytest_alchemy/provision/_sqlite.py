@@ -137,6 +137,19 @@ class SQLiteProvisioner(Provisioner):
     def claims(self) -> list[str]:
         return list(self._locks)
 
+    def close(self) -> None:
+        super().close()
+        # The project's folder goes with its last file (it holds nothing between runs
+        # unless a database is kept).
+        with contextlib.suppress(OSError):
+            self.sqlite_dir.rmdir()
+
+    def not_ours_fix(self, name: str) -> str:
+        return (
+            f"delete or move the file {str(self._path(name))!r} yourself if it is "
+            f"disposable, or set alchemy_url to a database of your choice ({self.source})."
+        )
+
     def read_marker(self, name: str) -> Marker | None:
         engine = self._marker_engine(name)
         try:
