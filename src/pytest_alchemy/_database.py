@@ -18,8 +18,8 @@ from ._errors import AlchemyError, connect_error
 from ._urls import render_url
 from .provision import LEGACY_PART, Marker, Provisioner, plugin_engine, provisioner_for
 from .schema import Fingerprint, NoSchema, SchemaSource, digest
-from .schema._source import libraries, url_options
 from .schema._prepare import PrepareHook, no_prepare_fingerprint
+from .schema._source import libraries, url_options
 
 #: How many names a run tries (``test_<base>``, then ``_2``, ``_3``...) when other runs
 #: hold the claim on them.

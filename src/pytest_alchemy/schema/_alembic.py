@@ -199,9 +199,7 @@ class AlembicSchema:
             cfg.attributes.pop("connection", None)
 
 
-def _migration_files(
-    scripts: Any, revisions: list[Path], env_py: Path
-) -> list[tuple[str, bytes]]:
+def _migration_files(scripts: Any, revisions: list[Path], env_py: Path) -> list[tuple[str, bytes]]:
     """(name, content) of every revision script and every file under the script location
     and the version locations (data files migrations read), but env.py (its own part),
     ``__pycache__``, ``*.pyc`` and hidden entries; named relative to their directory, so that the

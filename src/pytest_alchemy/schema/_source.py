@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from importlib import metadata as importlib_metadata
 from collections.abc import Mapping, Sequence
+from importlib import metadata as importlib_metadata
 from typing import Protocol
 
 from sqlalchemy.engine import URL, Dialect, Engine
