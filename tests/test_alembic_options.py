@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import alembic.config
 import pytest
@@ -122,6 +123,78 @@ def test_all_heads_are_migrated(project: Project) -> None:
     project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
     versions = project.query("SELECT version_num FROM alembic_version")
     assert sorted(v[0] for v in versions) == sorted([REV3, rev4])
+
+
+def test_heads_with_depends_on_are_accepted(project: Project) -> None:
+    """``depends_on`` makes one head an ancestor of the other: after ``alembic upgrade
+    heads`` the version table holds only the dependent head (``alembic current`` shows the
+    other as "effective head"); the database is at all the heads."""
+    alembic_project(project)
+    write_bare(
+        project,
+        REV3,
+        REV2,
+        '    op.create_table("left_t", sa.Column("id", sa.Integer, primary_key=True))\n',
+        labels=("left",),
+    )
+    rev4 = "4d4d4d4d4d4d"
+    project.write(
+        f"migrations/versions/{rev4}_rev.py",
+        f"""
+        import sqlalchemy as sa
+        from alembic import op
+
+        revision = {rev4!r}
+        down_revision = {REV2!r}
+        branch_labels = ("right",)
+        depends_on = {REV3!r}
+
+        def upgrade():
+            op.create_table("right_t", sa.Column("id", sa.Integer, primary_key=True))
+
+        def downgrade():
+            pass
+        """,
+    )
+    project.write(
+        "test_heads.py",
+        """
+        from sqlalchemy import inspect
+
+        def test_both_branches(db_connection):
+            assert {"left_t", "right_t"} <= set(inspect(db_connection).get_table_names())
+        """,
+    )
+    result = project.run("--alchemy-reuse-db")
+    assert "does not reach the heads" not in output(result)
+    result.assert_outcomes(passed=1)
+    assert project.query("SELECT version_num FROM alembic_version") == [(rev4,)]
+
+
+def test_a_head_not_reached_is_told(tmp_path: Path) -> None:
+    """The rule behind the check: a head counts as reached when it is in the version table
+    or an ancestor of a revision there, through down_revision or depends_on."""
+    from alembic.script import ScriptDirectory
+
+    from pytest_alchemy.schema._alembic import _reached
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    graph = {"a": (None, None), "b": ("a", None), "c": ("b", None), "d": ("b", "c")}
+    graph["e"] = ("b", None)
+    for revision, (down, depends) in graph.items():
+        (versions / f"{revision}.py").write_text(
+            f"revision = {revision!r}\ndown_revision = {down!r}\n"
+            f"branch_labels = None\ndepends_on = {depends!r}\n"
+        )
+    scripts = ScriptDirectory(str(tmp_path), version_locations=[str(versions)])
+    heads = set(scripts.get_heads())
+    assert heads == {"c", "d", "e"}
+    assert heads - _reached(scripts, {"d"}) == {"e"}  # c only through depends_on
+    assert heads - _reached(scripts, {"d", "e"}) == set()
+    assert heads - _reached(scripts, {"c", "e"}) == {"d"}
+    assert heads - _reached(scripts, {"unknown"}) == heads
+    assert _reached(scripts, set()) == set()
 
 
 # -- 5. the version table env.py configures --------------------------------------------------
@@ -498,6 +571,55 @@ def test_reuse_names_the_changed_part(project: Project, change: str, part: str) 
     result = project.run("--alchemy-reuse-db")
     result.assert_outcomes(passed=2)
     assert summary(result).endswith(" reused")
+
+
+SEED_JSON_REVISION_BODY = """\
+    import json
+    from pathlib import Path
+
+    names = json.loads((Path(__file__).parent.parent / "seed.json").read_text())
+    table = op.create_table(
+        "colours",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50)),
+    )
+    op.bulk_insert(table, [{"id": i, "name": n} for i, n in enumerate(names, 1)])
+"""
+
+SEEDED = """
+from sqlalchemy import text
+
+def test_seeded(db_connection):
+    rows = db_connection.execute(text("SELECT name FROM colours ORDER BY id"))
+    assert [r[0] for r in rows] == {colours!r}
+"""
+
+
+@pytest.mark.backends("sqlite")
+def test_reuse_rebuilds_when_a_data_file_of_the_migrations_changes(project: Project) -> None:
+    """A revision reads migrations/seed.json: the "migrations" part covers every file
+    under the script location and version locations (not bytecode)."""
+    project.write("alembic.ini", ALEMBIC_INI)
+    project.write("migrations/env.py", ENV_PY)
+    project.write("migrations/seed.json", '["red"]')
+    write_bare(project, REV1, None, SEED_JSON_REVISION_BODY)
+    project.ini(alchemy_alembic_ini="alembic.ini")
+    project.replace_tests("test_run1.py", SEEDED.format(colours=["red"]))
+    result = project.run("--alchemy-reuse-db")
+    result.assert_outcomes(passed=1)
+    assert summary(result).endswith(" created")
+
+    project.write("migrations/__pycache__/stale.cpython-312.pyc", "bytecode")
+    project.replace_tests("test_run2.py", SEEDED.format(colours=["red"]))
+    result = project.run("--alchemy-reuse-db")
+    result.assert_outcomes(passed=1)
+    assert summary(result).endswith(" reused")
+
+    project.write("migrations/seed.json", '["red", "blue"]')
+    project.replace_tests("test_run3.py", SEEDED.format(colours=["red", "blue"]))
+    result = project.run("--alchemy-reuse-db")
+    result.assert_outcomes(passed=1)
+    assert summary(result).endswith(" rebuilt (changed: migrations)")
 
 
 # -- errors that name the true cause ---------------------------------------------------------

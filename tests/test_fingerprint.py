@@ -159,7 +159,15 @@ def test_every_fingerprint_has_the_common_parts(backend: Backend, tmp_path: Path
     database = _database(backend, tmp_path, MetaData())
     try:
         parts = database._fingerprint()
-        assert set(parts) == {"metadata", "server", "plugin", "database settings", "prepare"}
+        assert set(parts) == {
+            "metadata",
+            "server",
+            "plugin",
+            "libraries",
+            "url options",
+            "database settings",
+            "prepare",
+        }
         assert all(len(value) == 16 for value in parts.values())
         assert database._fingerprint() == parts  # stable
 
@@ -181,6 +189,38 @@ def test_every_fingerprint_has_the_common_parts(backend: Backend, tmp_path: Path
         assert different == {"server", "database settings", "prepare"}
     finally:
         database.teardown()
+
+
+def test_xdist_workers_databases_share_one_fingerprint(backend: Backend, tmp_path: Path) -> None:
+    # Each worker (and a run that took the _2 name) has its own database name: the name
+    # must not be part of the fingerprint, or every worker would rebuild every time.
+    one = _database(backend, tmp_path, MetaData())
+    other = TestDatabase(
+        one.provisioner.base_url,
+        source="a test",
+        sqlite_dir=tmp_path,
+        schema=MetadataSchema(MetaData(), "a test metadata"),
+        suffix="gw1",
+    )
+    try:
+        assert one.url.database != other.url.database
+        assert one._fingerprint() == other._fingerprint()
+    finally:
+        one.teardown()
+        other.teardown()
+
+
+def test_url_options_part_is_the_query_only() -> None:
+    from pytest_alchemy.schema._source import url_options
+
+    url = make_url("postgresql://app:pw@db/app?options=-csearch_path%3Dapp2,public&a=1")
+    same = make_url(
+        "postgresql://other:pw2@host2/test_app_2?a=1&options=-csearch_path%3Dapp2,public"
+    )
+    assert url_options(url) == url_options(same)  # not user, password, host, name; sorted
+    assert url_options(url) == url_options(url.update_query_dict({"sslpassword": "secret"}))
+    assert url_options(url) != url_options(url.update_query_dict({"options": "-csearch_path=s"}))
+    assert url_options(url) != url_options(url.set(query={}))
 
 
 def _hook(function: Any) -> Any:
@@ -225,3 +265,44 @@ def test_a_listener_that_reads_makes_the_metadata_never_reused(tmp_path: Path) -
         assert database._fingerprint()["metadata"] != database._fingerprint()["metadata"]
     finally:
         database.teardown()
+
+
+# -- the URL's query options -------------------------------------------------------------------
+
+SCHEMA_TEST = """
+from sqlalchemy import text
+
+def test_where_{n}(db_connection):
+    assert db_connection.execute(text("SELECT count(*) FROM users")).scalar() == 0
+"""
+
+
+@pytest.mark.backends("postgresql")
+def test_a_search_path_in_the_url_options_rebuilds(project: Project) -> None:
+    """``?options=-csearch_path=...`` decides where create_all puts the tables; changing it
+    rebuilds a reused database."""
+    from conftest import MODELS as APP_MODELS
+
+    project.write("models.py", APP_MODELS)
+    project.write(
+        "prep.py",
+        """
+        from sqlalchemy import text
+
+        def prepare(conn):
+            conn.execute(text("CREATE SCHEMA s1"))
+            conn.execute(text("CREATE SCHEMA s2"))
+        """,
+    )
+    project.ini(alchemy_metadata="models:Base", alchemy_prepare_database="prep:prepare")
+    url = project.backend.url
+    for n, schema in enumerate(["s1", "s1", "s2"]):
+        project.replace_tests(f"test_{n}.py", SCHEMA_TEST.format(n=n))
+        result = project.run(
+            "--alchemy-url", f"{url}?options=-csearch_path%3D{schema}", "--alchemy-reuse-db"
+        )
+        result.assert_outcomes(passed=1)
+        expected = [" created", " reused", " rebuilt (changed: url options)"][n]
+        assert summary(result).endswith(expected), summary(result)
+    tables = "SELECT table_schema FROM information_schema.tables WHERE table_name = 'users'"
+    assert project.query(tables) == [("s2",)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from test_schema import REV1, alembic_project, write_revision
 
-from conftest import Project, output
+from conftest import Project, output, summary
 
 #: A test module whose test must not run: the set-up stops the run first.
 MUST_NOT_RUN = "def test_db(db_session):\n    raise AssertionError('must not run')\n"
@@ -203,6 +203,96 @@ def test_prepare_hook_by_fixture_override(project: Project) -> None:
     project.replace_tests("test_a.py", USES_LOOKUP)
     project.run().assert_outcomes(passed=1)
     assert calls(project) == 1
+
+
+@pytest.mark.backends("postgresql")
+def test_a_constant_of_the_hook_s_module_is_part_of_the_fingerprint(project: Project) -> None:
+    """A hook that reads a constant of its module (SCHEMAS), and one of a module it
+    imports (EXTRA): changing either rebuilds."""
+    project.write("models.py", METADATA)
+    project.ini(alchemy_metadata="models:metadata", alchemy_prepare_database="prep:prepare")
+    runs = [(["s1"], "s3", " created"), (["s1", "s2"], "s3", " rebuilt (changed: prepare)")]
+    runs.append((["s1", "s2"], "s4", " rebuilt (changed: prepare)"))
+    runs.append((["s1", "s2"], "s4", " reused"))
+    for n, (schemas, extra, outcome) in enumerate(runs):
+        project.write("extra.py", f"EXTRA = {extra!r}\n")
+        project.write(
+            "prep.py",
+            f"""
+            from sqlalchemy import text
+            from extra import EXTRA
+
+            SCHEMAS = {schemas!r}
+
+            def prepare(conn):
+                for name in [*SCHEMAS, EXTRA]:
+                    conn.execute(text(f"CREATE SCHEMA {{name}}"))
+            """,
+        )
+        project.replace_tests(
+            f"test_run{n}.py",
+            f"""
+            from sqlalchemy import text
+
+            def test_schemas_{n}(db_connection):
+                found = db_connection.execute(
+                    text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 's_'")
+                ).scalars().all()
+                assert sorted(found) == {sorted([*schemas, extra])!r}
+            """,
+        )
+        result = project.run_subprocess("--alchemy-reuse-db")
+        result.assert_outcomes(passed=1)
+        assert summary(result).endswith(outcome), summary(result)
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("kind", ["partial", "callable object"])
+def test_a_partial_or_callable_object_hook_is_reused(project: Project, kind: str) -> None:
+    """Their repr holds a memory address: they are fingerprinted by the module of the
+    function or class instead, so an unchanged project reuses its database."""
+    hook = {
+        "partial": "prepare = functools.partial(_prepare, flag=True)\n",
+        "callable object": (
+            "class Prepare:\n"
+            "    def __call__(self, conn):\n"
+            "        _prepare(conn, flag=True)\n\n"
+            "prepare = Prepare()\n"
+        ),
+    }[kind]
+    project.write("models.py", METADATA)
+    project.write("prep.py", f"import functools\n\ndef _prepare(conn, flag):\n    pass\n\n{hook}")
+    project.ini(alchemy_metadata="models:metadata", alchemy_prepare_database="prep:prepare")
+    project.write("test_p.py", "def test_p(db_connection):\n    pass\n")
+    project.run_subprocess("--alchemy-reuse-db").assert_outcomes(passed=1)
+    again = project.run_subprocess("--alchemy-reuse-db")
+    again.assert_outcomes(passed=1)
+    assert summary(again).endswith(" reused"), summary(again)
+
+    project.write("prep.py", (project.path / "prep.py").read_text().replace("True", "False"))
+    changed = project.run_subprocess("--alchemy-reuse-db")
+    changed.assert_outcomes(passed=1)
+    assert summary(changed).endswith(" rebuilt (changed: prepare)"), summary(changed)
+
+
+def test_a_partial_s_arguments_are_fingerprinted_when_stable() -> None:
+    import functools
+
+    from pytest_alchemy.schema._prepare import PrepareHook
+
+    def prepare(connection: object, flag: object = None) -> None:
+        pass
+
+    def fingerprint(function: object) -> str:
+        return PrepareHook(function, "a test").fingerprint()  # type: ignore[arg-type]
+
+    one = functools.partial(prepare, flag=1)
+    assert fingerprint(one) == fingerprint(functools.partial(prepare, flag=1))
+    assert fingerprint(one) != fingerprint(functools.partial(prepare, flag=2))
+    # An argument whose repr holds an address: the same on every run, not the address.
+    assert fingerprint(functools.partial(prepare, flag=object())) == fingerprint(
+        functools.partial(prepare, flag=object())
+    )
 
 
 def test_a_failing_prepare_hook_is_named(project: Project) -> None:

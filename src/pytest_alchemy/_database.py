@@ -19,6 +19,7 @@ from ._urls import render_url
 from .provision import LEGACY_PART, Marker, Provisioner, plugin_engine, provisioner_for
 from .schema import Fingerprint, NoSchema, SchemaSource, digest
 from .schema._prepare import PrepareHook, no_prepare_fingerprint
+from .schema._source import libraries, url_options
 
 #: How many names a run tries (``test_<base>``, then ``_2``, ``_3``...) when other runs
 #: hold the claim on them.
@@ -264,12 +265,15 @@ class TestDatabase:
 
     def _fingerprint(self) -> Fingerprint:
         """The schema source's parts, plus what every source shares: the server, the
-        plugin, the base database's settings and the prepare hook."""
+        plugin, the libraries (SQLAlchemy; a source may add its own), the URL's query
+        options, the base database's settings and the prepare hook."""
         provisioner = self.provisioner
         parts = dict(self.schema.fingerprint(provisioner.server_dialect()))
         settings = json.dumps(dict(provisioner.database_settings()), sort_keys=True)
         parts["server"] = digest([provisioner.server_version().encode()])
         parts["plugin"] = digest([_plugin_version().encode()])
+        parts.setdefault("libraries", libraries())
+        parts["url options"] = url_options(self.url)
         parts["database settings"] = digest([settings.encode()])
         parts["prepare"] = (
             self.prepare.fingerprint() if self.prepare is not None else no_prepare_fingerprint()

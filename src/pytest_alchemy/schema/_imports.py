@@ -19,13 +19,16 @@ from pathlib import Path
 _THIRD_PARTY_DIRS = {"site-packages", "dist-packages"}
 
 
-def own_imports(files: Iterable[Path], search_path: Sequence[str]) -> dict[str, Path]:
+def own_imports(
+    files: Iterable[Path], search_path: Sequence[str], *, package: str | None = None
+) -> dict[str, Path]:
     """Module name -> source file of every own module that ``files`` import, directly or
     through other own modules (parent packages included: importing ``a.b`` runs
-    ``a/__init__.py``)."""
+    ``a/__init__.py``). ``package`` is the package ``files`` belong to, for their
+    relative imports (``None``: scripts, such as env.py)."""
     finder = _Finder(search_path)
     found: dict[str, Path] = {}
-    pending: list[tuple[Path, str | None]] = [(path, None) for path in files]
+    pending: list[tuple[Path, str | None]] = [(path, package) for path in files]
     while pending:
         path, package = pending.pop()
         for name in _imported_names(path, package):

@@ -4,7 +4,10 @@ build of the schema in an empty test database."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Mapping, Sequence
+from importlib import metadata as importlib_metadata
 from typing import Protocol
 
 from sqlalchemy.engine import URL, Dialect, Engine
@@ -44,6 +47,37 @@ class NoSchema:
 
     def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
         return None
+
+
+def libraries(*names: str) -> str:
+    """The "libraries" part: the installed versions of SQLAlchemy and of ``names``
+    (distribution names, e.g. ``"alembic"``), which decide the DDL emitted and the
+    migrations' behaviour."""
+    versions = [f"{name} {_version(name)}".encode() for name in ("sqlalchemy", *names)]
+    return digest([b"libraries", *versions])
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - not installed
+        return "unknown"
+
+
+#: Query keys never fingerprinted: secrets (a digest of a short one can be guessed).
+_SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+def url_options(url: URL) -> str:
+    """The "url options" part: the URL's query, which reaches the driver (PostgreSQL's
+    ``options=-csearch_path=...`` decides where tables go), sorted; not the host, user
+    or database name (which differs per claim and xdist worker), nor secrets."""
+    options = sorted(
+        (key, [value] if isinstance(value, str) else list(value))
+        for key, value in url.query.items()
+        if not _SECRET_KEY.search(key)
+    )
+    return digest([b"url options", json.dumps(options).encode()])
 
 
 def digest(parts: Sequence[bytes]) -> str:
