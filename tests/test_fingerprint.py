@@ -306,3 +306,29 @@ def test_a_search_path_in_the_url_options_rebuilds(project: Project) -> None:
         assert summary(result).endswith(expected), summary(result)
     tables = "SELECT table_schema FROM information_schema.tables WHERE table_name = 'users'"
     assert project.query(tables) == [("s2",)]
+
+
+READING_LISTENER_MODELS = """
+    from sqlalchemy import Column, Integer, MetaData, Table, event, func, select
+
+    metadata = MetaData()
+    items = Table("items", metadata, Column("id", Integer, primary_key=True))
+
+    @event.listens_for(items, "after_create")
+    def seed_if_empty(target, connection, **kw):
+        if not connection.execute(select(func.count()).select_from(target)).scalar():
+            connection.execute(target.insert(), [{"id": 1}])
+"""
+
+
+def test_a_listener_that_reads_is_named_as_the_reason_of_every_rebuild(project: Project) -> None:
+    """Such a database is rebuilt on every reuse run; the summary says why, naming the
+    listener, rather than claiming that the metadata changed."""
+    project.write("models.py", READING_LISTENER_MODELS)
+    project.ini(alchemy_metadata="models:metadata")
+    project.write("test_a.py", "def test_db(db_session):\n    pass\n")
+    assert summary(project.run("--alchemy-reuse-db")).endswith(" created")
+    line = summary(project.run("--alchemy-reuse-db"))
+    assert "rebuilt (metadata cannot be fingerprinted: the listener seed_if_empty() at " in line
+    assert "models.py:" in line and "needs a live connection" in line
+    assert "changed:" not in line

@@ -219,13 +219,22 @@ def test_stand_ins_left_by_killed_runs_are_dropped(
     project = models_project
     first, second, third = (project.test_db_name(s) for s in ("", "_2", "_3"))
     project.write("test_killed.py", KILLED)
+    project.write("test_a.py", "def test_db(db_session):\n    pass\n")
     assert claims.claim(first)
-    project.run_subprocess()  # killed on _2
+    project.run_subprocess("test_killed.py")  # killed on _2
+    assert project.databases() == {second}
+    # A run while the primary name is still held takes _2 again, and says what it was.
+    result = project.run("test_a.py")
+    assert summary(result).endswith(
+        f" rebuilt (left by a run that was killed) ({first!r} is in use by another run)"
+    )
+    assert project.databases() == set()
+
+    project.run_subprocess("test_killed.py")  # killed on _2
     assert claims.claim(second)
-    project.run_subprocess()  # killed on _3
+    project.run_subprocess("test_killed.py")  # killed on _3
     assert project.databases() == {second, third}
 
     claims.release(first)  # _2 stays held by "another run"
-    project.replace_tests("test_a.py", "def test_db(db_session):\n    pass\n")
-    project.run().assert_outcomes(passed=1)
+    project.run("test_a.py").assert_outcomes(passed=1)
     assert project.databases() == {second}

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from ._errors import AlchemyError, connect_error
 from ._urls import render_url
 from .provision import LEGACY_PART, Marker, Provisioner, plugin_engine, provisioner_for
-from .schema import Fingerprint, NoSchema, SchemaSource, digest
+from .schema import UNCAPTURED, Fingerprint, NoSchema, SchemaSource, digest
 from .schema._prepare import PrepareHook, no_prepare_fingerprint
 from .schema._source import libraries, url_options
 
@@ -297,7 +297,18 @@ class TestDatabase:
             changed = sorted({k for k in {*old, *fingerprint} if old.get(k) != fingerprint.get(k)})
             if LEGACY_PART in changed:
                 return f"built by {LEGACY_PART}"
-            return f"changed: {', '.join(changed)}"
+            uncaptured: dict[str, str] = getattr(self.schema, "uncaptured", {})
+            reasons = [
+                f"{part} cannot be fingerprinted: {uncaptured[part]}"
+                for part in changed
+                if part in uncaptured and fingerprint[part].startswith(UNCAPTURED)
+            ]
+            settled = [part for part in changed if part not in uncaptured]
+            if settled:
+                reasons.insert(0, f"changed: {', '.join(settled)}")
+            return "; ".join(reasons)
+        if self.name != self.primary:
+            return "left by a run that was killed"
         return "left by an earlier run"
 
     def _connect(self) -> Engine:

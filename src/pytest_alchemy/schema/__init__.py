@@ -3,10 +3,11 @@
 from ._alembic import AlembicSchema
 from ._guard import ForeignConnectionRefused, aimed_at, only_connections_to
 from ._metadata import MetadataSchema
-from ._source import BUILD_VERSION, Fingerprint, NoSchema, SchemaSource, digest
+from ._source import BUILD_VERSION, UNCAPTURED, Fingerprint, NoSchema, SchemaSource, digest
 
 __all__ = [
     "BUILD_VERSION",
+    "UNCAPTURED",
     "AlembicSchema",
     "Fingerprint",
     "ForeignConnectionRefused",

@@ -4,9 +4,12 @@ tables live in; fingerprinted by the DDL ``create_all`` emits, captured, not re-
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, Sequence
@@ -18,7 +21,7 @@ from sqlalchemy.sql.sqltypes import SchemaType
 
 from .._errors import AlchemyError, first_line
 from ..provision import Provisioner
-from ._source import Fingerprint, digest
+from ._source import UNCAPTURED, Fingerprint, digest
 
 #: Server objects a table refers to that ``create_all`` does not create.
 _MISSING_OBJECT = re.compile(
@@ -28,6 +31,10 @@ _MISSING_OBJECT = re.compile(
 )
 
 
+#: Paths of library code, skipped when naming the listener that could not be captured.
+_LIBRARY_PARTS = (f"{os.sep}sqlalchemy{os.sep}", f"{os.sep}pytest_alchemy{os.sep}")
+
+
 class MetadataSchema:
     """``MetaData.create_all``, after creating the schemas its tables, sequences and
     types name (``Table(schema=...)``, ``MetaData(schema=...)``)."""
@@ -35,6 +42,8 @@ class MetadataSchema:
     def __init__(self, metadata: MetaData, description: str) -> None:
         self.metadata = metadata
         self.description = description
+        #: Parts that could not be fingerprinted, with why (see :data:`UNCAPTURED`).
+        self.uncaptured: dict[str, str] = {}
 
     # -- fingerprint ----------------------------------------------------------------------
 
@@ -51,8 +60,10 @@ class MetadataSchema:
         unique to this run, so a reused database is rebuilt rather than trusted.
         """
         statements = _capture_ddl(self.metadata, dialect, self.description)
-        if statements is None:
-            return {"metadata": f"uncaptured-{secrets.token_hex(4)}"}
+        if isinstance(statements, str):
+            self.uncaptured = {"metadata": statements}
+            return {"metadata": f"{UNCAPTURED}{secrets.token_hex(4)}"}
+        self.uncaptured = {}
         # create_all walks each table's indexes as a set, in no fixed order: sort.
         return {"metadata": digest([b"metadata", dialect.name.encode(), *sorted(statements)])}
 
@@ -127,7 +138,8 @@ class _CapturingConnection(MockConnection):
         return self._execute_impl(statement, parameters)
 
 
-def _capture_ddl(metadata: MetaData, dialect: Dialect, description: str) -> list[bytes] | None:
+def _capture_ddl(metadata: MetaData, dialect: Dialect, description: str) -> list[bytes] | str:
+    """The statements ``create_all`` executes, or why they cannot be captured."""
     statements: list[bytes] = []
 
     def record(element: Any, parameters: Any = None) -> None:
@@ -150,6 +162,17 @@ def _capture_ddl(metadata: MetaData, dialect: Dialect, description: str) -> list
             f"{dialect.name}: {first_line(exc)}\n"
             "Fix: use column types that this database supports."
         ) from None
-    except Exception:
-        return None  # a listener needing a live connection: not capturable offline
+    except Exception as exc:  # a listener needing a live connection: not capturable offline
+        return f"{_listener_of(exc)} needs a live connection ({type(exc).__name__}: {exc})"
     return statements
+
+
+def _listener_of(exc: BaseException) -> str:
+    """The innermost frame of the project's own code in ``exc``'s traceback, in words:
+    the event listener that failed on the mock connection."""
+    where = "an event listener"
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if not any(part in filename for part in _LIBRARY_PARTS):
+            where = f"the listener {frame.f_code.co_name}() at {Path(filename).name}:{line}"
+    return where

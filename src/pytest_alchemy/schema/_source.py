@@ -80,6 +80,12 @@ def url_options(url: URL) -> str:
     return digest([b"url options", json.dumps(options).encode()])
 
 
+#: The start of a part that could not be computed (a value unique to each computation,
+#: so the database is rebuilt rather than trusted). A source that makes one says why in
+#: its ``uncaptured`` mapping (part name to reason), for the terminal summary.
+UNCAPTURED = "uncaptured-"
+
+
 def digest(parts: Sequence[bytes]) -> str:
     """A short digest of ``parts`` (length-prefixed, so that boundaries count)."""
     hashed = hashlib.sha256(BUILD_VERSION.encode())
