@@ -9,15 +9,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError
 
 from .._errors import SettingError
-from ._base import (
-    LEGACY_PART,
-    MARKER_TABLE,
-    Marker,
-    Provisioner,
-    ServerProvisioner,
-    is_plugin_dialect,
-    plugin_engine,
-)
+from ._base import Provisioner, ServerProvisioner, is_plugin_dialect, plugin_engine
+from ._marker import LEGACY_PART, MARKER_TABLE, Marker
 from ._mysql import MySQLProvisioner
 from ._postgresql import PostgresProvisioner
 from ._sqlite import SQLiteProvisioner

@@ -16,7 +16,8 @@ from sqlalchemy.exc import DBAPIError
 
 from .._errors import AlchemyError, unresolved_host
 from .._urls import render_url
-from ._base import MARKER_TABLE, Marker, ServerProvisioner, claim_key, legacy_marker
+from ._base import ServerProvisioner
+from ._marker import MARKER_TABLE, Marker, claim_key, legacy_marker
 
 #: The connections on a database other than the asking one: counted before a rebuild,
 #: ended before a drop.

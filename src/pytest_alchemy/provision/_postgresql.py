@@ -15,7 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateSchema
 
 from .._errors import AlchemyError, first_line
-from ._base import Marker, ServerProvisioner, claim_key
+from ._base import ServerProvisioner
+from ._marker import Marker, claim_key
 
 #: The sessions on a database other than the asking one: counted before a rebuild, ended
 #: before a drop.

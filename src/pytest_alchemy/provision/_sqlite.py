@@ -20,7 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from .._errors import AlchemyError
-from ._base import MARKER_TABLE, Marker, Provisioner, legacy_marker, plugin_engine
+from ._base import Provisioner, plugin_engine
+from ._marker import MARKER_TABLE, Marker, legacy_marker
 
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 #: ``PRAGMA application_id`` of every SQLite test database the plugin creates: "PyAl"
