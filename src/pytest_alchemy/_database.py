@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from ._urls import render_url
 from .provision import LEGACY_PART, Marker, Provisioner, plugin_engine, provisioner_for
 from .schema import UNCAPTURED, Fingerprint, NoSchema, SchemaSource, digest
 from .schema._prepare import PrepareHook, no_prepare_fingerprint
-from .schema._source import libraries, url_options
+from .schema._source import installed_version, libraries, url_options
 
 #: How many names a run tries (``test_<base>``, then ``_2``, ``_3``...) when other runs
 #: hold the claim on them.
@@ -271,7 +270,7 @@ class TestDatabase:
         parts = dict(self.schema.fingerprint(provisioner.server_dialect()))
         settings = json.dumps(dict(provisioner.database_settings()), sort_keys=True)
         parts["server"] = digest([provisioner.server_version().encode()])
-        parts["plugin"] = digest([_plugin_version().encode()])
+        parts["plugin"] = digest([installed_version("pytest-alchemy").encode()])
         parts.setdefault("libraries", libraries())
         parts["url options"] = url_options(self.url)
         parts["database settings"] = digest([settings.encode()])
@@ -349,10 +348,3 @@ class TestDatabase:
                 self._touched = False
                 self._claimed = False
                 self.provisioner.close()  # gives up the claim
-
-
-def _plugin_version() -> str:
-    try:
-        return importlib_metadata.version("pytest-alchemy")
-    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
-        return "unknown"

@@ -223,6 +223,9 @@ class Provisioner(abc.ABC):
 class ServerProvisioner(Provisioner):
     """A provisioner for a database server reached over an administrative connection."""
 
+    #: The server's product, as :meth:`server_version` names it.
+    product_name: ClassVar[str] = "server"
+
     def __init__(
         self, base_url: URL, *, source: str, sqlite_dir: Path, connect_timeout: int = 5
     ) -> None:
@@ -280,6 +283,15 @@ class ServerProvisioner(Provisioner):
         with self.admin() as conn:
             return conn.dialect  # initialised by the first connection
 
+    def product(self, dialect: Dialect) -> str:
+        """The server's product name, for :meth:`server_version`."""
+        return self.product_name
+
+    def server_version(self) -> str:
+        dialect = self.server_dialect()
+        version = ".".join(str(part) for part in dialect.server_version_info or ())
+        return f"{self.product(dialect)} {version}"
+
     def scalar(self, sql: str, **params: Any) -> Any:
         """The first value of a query on the administrative connection."""
         with self.admin() as conn:
@@ -302,15 +314,14 @@ class ServerProvisioner(Provisioner):
             return True
         engine, conn = self._connect_first(self.claim_urls(), poolclass=NullPool)
         sql, params = self.claim_query(name)
+        taken = False
         try:
             taken = bool(conn.execute(text(sql), params).scalar())
-        except BaseException:
-            conn.close()
-            engine.dispose()
-            raise
+        finally:
+            if not taken:  # not taken, or the query failed: this connection holds nothing
+                conn.close()
+                engine.dispose()
         if not taken:
-            conn.close()
-            engine.dispose()
             return False
         self._claims[name] = (engine, conn)
         return True

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
 from .._errors import AlchemyError, unresolved_host
@@ -126,12 +126,8 @@ class MySQLProvisioner(ServerProvisioner):
                 conn, f"DROP DATABASE IF EXISTS {self.quote(name)}", action="drop a database"
             )
 
-    def server_version(self) -> str:
-        with self.admin() as conn:
-            dialect: Any = conn.dialect
-            version = dialect.server_version_info or ()
-            product = "MariaDB" if getattr(dialect, "is_mariadb", False) else "MySQL"
-        return f"{product} " + ".".join(str(part) for part in version)
+    def product(self, dialect: Dialect) -> str:
+        return "MariaDB" if getattr(dialect, "is_mariadb", False) else "MySQL"
 
     def create_schemas(self, conn: Connection, schemas: Sequence[str]) -> None:
         if schemas:
@@ -156,7 +152,7 @@ class MySQLProvisioner(ServerProvisioner):
         table = self._read_table(name)
         if table is None or not self.uses_comments():
             return Marker.loads(table)
-        return legacy_marker(table)  # marked the old way, by pytest-alchemy 0.2 or older
+        return legacy_marker(table)  # marked the old way, by an earlier version
 
     def _read_table(self, name: str) -> str | None:
         sql = (

@@ -41,6 +41,7 @@ class PostgresProvisioner(ServerProvisioner):
     backends = ("postgresql",)
     extras: ClassVar[Mapping[str, str]] = {"psycopg": "postgresql"}
     max_name_length = 63
+    product_name = "PostgreSQL"
 
     def admin_urls(self) -> list[URL]:
         # The base database may not exist yet (a fresh CI server): fall back to the
@@ -159,11 +160,6 @@ class PostgresProvisioner(ServerProvisioner):
                 f"ALTER DATABASE {self.quote(name)} SET lock_timeout = {int(lock_timeout * 1000)}",
                 action="set the test database's lock_timeout",
             )
-
-    def server_version(self) -> str:
-        with self.admin() as conn:
-            version = conn.dialect.server_version_info or ()
-        return "PostgreSQL " + ".".join(str(part) for part in version)
 
     def create_schemas(self, conn: Connection, schemas: Sequence[str]) -> None:
         for schema in schemas:

@@ -26,7 +26,7 @@ from ._marker import MARKER_TABLE, Marker, legacy_marker
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 #: ``PRAGMA application_id`` of every SQLite test database the plugin creates: "PyAl"
 #: in ASCII. A file with another application id is not the plugin's (unless it carries
-#: the marker table of pytest-alchemy 0.2 and older).
+#: the marker table of earlier versions).
 APPLICATION_ID = 0x5079416C
 #: The sidecar file beside a test database that holds its marker (JSON).
 MARKER_SUFFIX = ".alchemy.json"

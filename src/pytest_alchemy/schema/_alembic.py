@@ -23,7 +23,7 @@ from ._alembic_config import (
 )
 from ._alembic_errors import explain
 from ._guard import ForeignConnectionRefused, only_connections_to
-from ._imports import own_imports
+from ._imports import own_sources
 from ._source import Fingerprint, digest, libraries
 
 UPGRADE = "'alembic upgrade heads'"
@@ -99,13 +99,11 @@ class AlembicSchema:
             scripts = self._scripts(cfg)  # prepends prepend_sys_path to sys.path
             revisions = self._revision_paths(scripts)
             env_py = Path(scripts.env_py_location)
-            modules = own_imports([env_py, *revisions], list(search_path))
+            modules = own_sources([env_py, *revisions], list(search_path))
         migrations = [b"migrations", dialect.name.encode()]
         for name, content in _migration_files(scripts, revisions, env_py):
             migrations.extend([name.encode(), content])
-        imported = [b"imported modules"]
-        for name, path in modules.items():
-            imported.extend([name.encode(), path.read_bytes()])
+        imported = [b"imported modules", *modules]
         return {
             "migrations": digest(migrations),
             "env.py": digest([env_py.read_bytes() if env_py.is_file() else b""]),

@@ -19,6 +19,17 @@ from pathlib import Path
 _THIRD_PARTY_DIRS = {"site-packages", "dist-packages"}
 
 
+def own_sources(
+    files: Iterable[Path], search_path: Sequence[str], *, package: str | None = None
+) -> list[bytes]:
+    """Name and source of every module :func:`own_imports` finds, in order, for a
+    fingerprint."""
+    parts: list[bytes] = []
+    for name, path in own_imports(files, search_path, package=package).items():
+        parts.extend([name.encode(), path.read_bytes()])
+    return parts
+
+
 def own_imports(
     files: Iterable[Path], search_path: Sequence[str], *, package: str | None = None
 ) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from .._errors import AlchemyError, first_line
 from ..provision import Provisioner
 from ._guard import ForeignConnectionRefused, only_connections_to
-from ._imports import own_imports
+from ._imports import own_sources
 from ._source import digest
 
 #: ``prepare(connection) -> None``.
@@ -55,8 +55,7 @@ class PrepareHook:
             path = Path(file)
             parts.extend([b"module", path.read_bytes()])
             package = getattr(module, "__package__", None) or None
-            for name, imported in own_imports([path], list(sys.path), package=package).items():
-                parts.extend([name.encode(), imported.read_bytes()])
+            parts.extend(own_sources([path], list(sys.path), package=package))
         return digest(parts)
 
     def run(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:

@@ -53,11 +53,12 @@ def libraries(*names: str) -> str:
     """The "libraries" part: the installed versions of SQLAlchemy and of ``names``
     (distribution names, e.g. ``"alembic"``), which decide the DDL emitted and the
     migrations' behaviour."""
-    versions = [f"{name} {_version(name)}".encode() for name in ("sqlalchemy", *names)]
+    versions = [f"{name} {installed_version(name)}".encode() for name in ("sqlalchemy", *names)]
     return digest([b"libraries", *versions])
 
 
-def _version(name: str) -> str:
+def installed_version(name: str) -> str:
+    """The installed version of the distribution ``name``, or ``"unknown"``."""
     try:
         return importlib_metadata.version(name)
     except importlib_metadata.PackageNotFoundError:  # pragma: no cover - not installed
