@@ -608,7 +608,7 @@ def test_engine_function_that_gives_no_engine(project: Project, value: str, prob
     assert not (project.path / "dev.db").exists()
 
 
-# -- 12. integrations that are not supported yet: Flask-SQLAlchemy, asyncio -------------------
+# -- 12. integrations listed in the wrong setting (Flask-SQLAlchemy), or not supported yet (asyncio) -------------------
 
 #: An application with a Flask-SQLAlchemy extension and SQLAlchemy's asyncio objects.
 UNSUPPORTED_APP = """
@@ -630,7 +630,7 @@ UNSUPPORTED_APP = """
         return async_engine
 """
 
-FLASK_SQLALCHEMY = "Flask-SQLAlchemy support is not there yet"
+FLASK_SQLALCHEMY = "pytest-alchemy routes Flask-SQLAlchemy through its own settings"
 ASYNC = "async support is not there yet"
 
 
@@ -655,7 +655,7 @@ def test_unsupported_integration_is_refused_with_what_to_list(
     project.write("test_db.py", NEEDS_DB)
     result, probe = run_probed(project)
     assert result.ret == USAGE_ERROR
-    fix = "until then list a plain" if fragments[-1] == FLASK_SQLALCHEMY else "sync driver"
+    fix = "alchemy_flask_db = " if fragments[-1] == FLASK_SQLALCHEMY else "sync driver"
     assert_short_message(result, setting, repr(value), *fragments, fix)
     assert probe.seen == set(), f"the run created {probe.seen} before it stopped"
     assert project.databases() == set()

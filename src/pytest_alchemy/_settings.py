@@ -46,6 +46,13 @@ class Settings:
     )
     #: ``package.module:function`` run on a new test database before its schema is built.
     prepare_database: str | None = None
+    #: ``package.module:create_app`` (or ``:app``) of a Flask-SQLAlchemy application.
+    flask_app: str | None = None
+    #: ``package.module:db``, its Flask-SQLAlchemy extension.
+    flask_db: str | None = None
+    #: The pytest scope of the app the factory makes: session, package, module, class
+    #: or function.
+    flask_app_scope: str = "session"
 
 
 def resolve_settings(
@@ -87,7 +94,30 @@ def resolve_settings(
         create_db=bool(option("alchemy_create_db")),
         sqlite_dir=sqlite_dir(rootpath),
         prepare_database=(ini("alchemy_prepare_database") or "").strip() or None,
+        **_flask_settings(ini),
     )
+
+
+_SCOPES = ("session", "package", "module", "class", "function")
+
+
+def _flask_settings(ini: Callable[[str], Any]) -> dict[str, Any]:
+    app = (ini("alchemy_flask_app") or "").strip() or None
+    db = (ini("alchemy_flask_db") or "").strip() or None
+    scope = (ini("alchemy_flask_app_scope") or "").strip() or "session"
+    if bool(app) != bool(db):
+        given, missing = ("alchemy_flask_app", "alchemy_flask_db")[:: 1 if app else -1]
+        raise SettingError(
+            f"pytest-alchemy: {given} is set but {missing} is not; a Flask-SQLAlchemy app "
+            "needs both.\nFix: set alchemy_flask_app = package.module:create_app and "
+            "alchemy_flask_db = package.module:db (the SQLAlchemy() extension)."
+        )
+    if scope not in _SCOPES:
+        raise SettingError(
+            f"pytest-alchemy: alchemy_flask_app_scope = {scope!r} is not a pytest scope.\n"
+            f"Fix: use one of {', '.join(_SCOPES)}."
+        )
+    return {"flask_app": app, "flask_db": db, "flask_app_scope": scope}
 
 
 def _seconds(value: Any, setting: str) -> float:
@@ -257,10 +287,9 @@ def as_session_factory(obj: Any, setting: str) -> sessionmaker[Any] | scoped_ses
 # check (Flask-SQLAlchemy may not be installed; sqlalchemy.ext.asyncio needs greenlet).
 
 _FLASK_SQLALCHEMY = (
-    "Flask-SQLAlchemy support is not there yet (it has its own issue).\n"
-    "Fix: until then list a plain sessionmaker / Engine: the application's own "
-    "sessionmaker(bind=engine) in alchemy_sessionmakers and create_engine(...) in "
-    "alchemy_engines."
+    "pytest-alchemy routes Flask-SQLAlchemy through its own settings, not this one.\n"
+    "Fix: set alchemy_flask_app = package.module:create_app and alchemy_flask_db = "
+    "package.module:db (the SQLAlchemy() extension), and remove this line."
 )
 _ASYNCIO = (
     "async support is not there yet.\n"

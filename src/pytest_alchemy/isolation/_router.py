@@ -172,6 +172,14 @@ class Router:
         finally:
             self._plugin.depth = depth
 
+    def plugin_connected(self) -> bool:
+        """Whether this thread is inside :meth:`plugin_connections`."""
+        return bool(getattr(self._plugin, "depth", 0))
+
+    def is_routed(self, engine: Engine) -> bool:
+        """Whether ``engine``'s connections are virtual (its pool is routed)."""
+        return id(engine.pool) in self._pools
+
     def guard(
         self, aimed_at_test_database: Callable[[Dialect, Sequence[Any], Mapping[str, Any]], bool]
     ) -> None:
@@ -180,7 +188,7 @@ class Router:
         def check(
             dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
         ) -> None:
-            if getattr(self._plugin, "depth", 0) or is_plugin_dialect(dialect):
+            if self.plugin_connected() or is_plugin_dialect(dialect):
                 return
             if aimed_at_test_database(dialect, cargs, cparams):
                 raise IsolationError(_unknown_engine(dialect))

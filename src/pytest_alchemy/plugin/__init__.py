@@ -23,6 +23,14 @@ from ._fixtures import (
     db_session,
     module_db_session,
 )
+from ._flask import (
+    _alchemy_flask_app,
+    alchemy_flask_app,
+    alchemy_flask_app_args,
+    alchemy_flask_db,
+    flask_app,
+    flask_client,
+)
 from ._hooks import (
     pytest_fixture_post_finalizer,
     pytest_fixture_setup,
@@ -44,11 +52,15 @@ from ._options import (
 __all__ = [
     "_alchemy_app_routing",
     "_alchemy_database",
+    "_alchemy_flask_app",
     "_alchemy_isolation",
     "_alchemy_schema",
     "alchemy_alembic_ini",
     "alchemy_create_db",
     "alchemy_engines",
+    "alchemy_flask_app",
+    "alchemy_flask_app_args",
+    "alchemy_flask_db",
     "alchemy_metadata",
     "alchemy_no_migrations",
     "alchemy_prepare_database",
@@ -60,6 +72,8 @@ __all__ = [
     "db_connection",
     "db_engine",
     "db_session",
+    "flask_app",
+    "flask_client",
     "module_db_session",
     "pytest_addoption",
     "pytest_configure",

@@ -24,6 +24,7 @@ from .._settings import as_engine, as_metadata, as_session_factory, import_objec
 from .._urls import parse_url
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from ..schema._prepare import PrepareFunction, PrepareHook
+from ._flask import adopt_pending, flask_schema, flask_session
 from ._isolation import RunIsolation
 from ._state import guarded, state_of, stop
 
@@ -119,6 +120,7 @@ def alchemy_session_options() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def _alchemy_schema(
+    request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,
     alchemy_metadata: Any,
     alchemy_alembic_ini: Path | str | None,
@@ -131,6 +133,8 @@ def _alchemy_schema(
             ini = Path(alchemy_alembic_ini)
             shown = settings.alembic_ini if ini == settings.alembic_ini else ini
             return AlembicSchema(ini, f"alchemy_alembic_ini = {shown}")
+        if settings.flask_db:
+            return flask_schema(request, alchemy_no_migrations)
         if alchemy_metadata is not None:
             where = settings.metadata or "the alchemy_metadata fixture"
             setting = f"alchemy_metadata = {where}"
@@ -261,10 +265,12 @@ def _alchemy_isolation(request: pytest.FixtureRequest) -> Iterator[RunIsolation]
                 engines,
                 [factory for factory, _ in factories],
                 lock_timeout=settings.lock_timeout,
+                redirect=redirect,
             )
         )
         state.isolation = isolation
         try:
+            adopt_pending(state, isolation)
             yield isolation
         finally:
             state.isolation = None
@@ -280,8 +286,11 @@ def _alchemy_app_routing(request: pytest.FixtureRequest) -> None:
     ``alchemy_url_env`` set, the application reaches the test database by itself: the
     guard against engines nobody listed is on from the first test too."""
     names = ("alchemy_engines", "alchemy_sessionmakers")
-    if state_of(request.config).settings.url_env or any(
-        request.getfixturevalue(name) for name in names
+    settings = state_of(request.config).settings
+    if (
+        settings.url_env
+        or settings.flask_app
+        or any(request.getfixturevalue(name) for name in names)
     ):
         request.getfixturevalue("_alchemy_isolation")
 
@@ -328,10 +337,22 @@ def db_connection(_alchemy_isolation: RunIsolation) -> Iterator[Connection]:
 
 @pytest.fixture
 def db_session(
-    _alchemy_isolation: RunIsolation, alchemy_session_options: dict[str, Any]
+    request: pytest.FixtureRequest,
+    _alchemy_isolation: RunIsolation,
+    alchemy_session_options: dict[str, Any],
 ) -> Iterator[Session]:
     """An ORM Session on the application's first engine (or ``db_engine``); what it
-    commits lasts until the end of the test."""
+    commits lasts until the end of the test. With ``alchemy_flask_db`` set, it is the
+    Flask-SQLAlchemy session the app's code uses (``db.session()`` in the app context
+    ``flask_app`` pushes), so views see what the test adds and the reverse."""
+    if state_of(request.config).settings.flask_db:
+        session = flask_session(request)
+        _alchemy_isolation.router.session_labels[id(session)] = "db_session"
+        try:
+            yield session
+        finally:
+            _alchemy_isolation.forget_session(session)
+        return
     yield from _session(_alchemy_isolation, alchemy_session_options, "db_session")
 
 

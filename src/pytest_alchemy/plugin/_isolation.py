@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from .._database import TestDatabase
 from .._errors import IsolationError, SettingError
+from .._routing import EngineRedirect
 from ..isolation import Ledger, Router, SessionFactory, driver_for
 from ..schema import aimed_at
 from ._scopes import ScopeTracker
@@ -34,8 +35,10 @@ class RunIsolation:
         factories: Sequence[SessionFactory],
         *,
         lock_timeout: float,
+        redirect: EngineRedirect | None = None,
     ) -> None:
         self.database = database
+        self._redirect = redirect
         self.primary = app_engines[0][0] if app_engines else database.engine
         engines = [(database.engine, "db_engine"), *app_engines]
         self._check_drivers(engines)
@@ -76,6 +79,14 @@ class RunIsolation:
             self.database.setup()
             self.router.initialize_dialects()
             return real_pool.connect()
+
+    def adopt(self, engine: Engine, label: str) -> None:
+        """Route an engine made after the run started (by an app factory) as the
+        listed ones are: its connections go to the test database, into the ledger."""
+        if self._redirect is not None:
+            self._redirect.add(engine, label)
+        self._check_drivers([(self.primary, "the test database"), (engine, label)])
+        self.router.route(engine, label)
 
     def setup(self) -> Engine:
         """The test database's engine, the database created and built on first use."""

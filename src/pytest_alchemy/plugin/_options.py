@@ -12,6 +12,7 @@ from .._errors import AlchemyError, SettingError
 from .._settings import resolve_settings
 from .._urls import render_url
 from ..provision import check_driver
+from ._flask import install_flask
 from ._state import STATE, RunState, test_url, worker_suffix
 
 
@@ -81,6 +82,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "in its own committed transaction, before the schema is built (extensions...).",
     )
     parser.addini(
+        "alchemy_flask_app",
+        "package.module:create_app (or :app) of a Flask-SQLAlchemy application: its "
+        "database URI is pinned to the test database before the factory runs.",
+    )
+    parser.addini(
+        "alchemy_flask_db",
+        "package.module:db, the application's Flask-SQLAlchemy extension (SQLAlchemy()).",
+    )
+    parser.addini(
+        "alchemy_flask_app_scope",
+        "pytest scope of the app the factory makes (session, package, module, class, "
+        "function). Default: session.",
+        default="session",
+    )
+    parser.addini(
         "alchemy_lock_timeout",
         "Seconds a statement may wait for a lock (or a thread for its turn on the "
         "test's connection) before it fails instead of hanging. Default: 10.",
@@ -105,6 +121,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
         return
+    state.installed.close()
     for name, value in state.saved_environ.items():
         if value is None:
             os.environ.pop(name, None)
@@ -128,6 +145,8 @@ def _configure(config: pytest.Config, namespace: Any) -> None:
             name = settings.url_env
             state.saved_environ[name] = os.environ.get(name)
             os.environ[name] = test_url(state).render_as_string(hide_password=False)
+        if settings.flask_app:
+            install_flask(state)
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state

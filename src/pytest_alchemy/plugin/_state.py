@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pytest
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Engine
 
 from .._database import TestDatabase
 from .._errors import AlchemyError, SettingError
@@ -16,6 +17,7 @@ from .._settings import Settings
 from ._scopes import ScopeTracker
 
 if TYPE_CHECKING:
+    from ..integrations.flask import ConfigPin
     from ._isolation import RunIsolation
 
 T = TypeVar("T")
@@ -33,6 +35,14 @@ class RunState:
     isolation: RunIsolation | None = None
     #: The run's test database, for the terminal summary.
     database: TestDatabase | None = None
+    #: What the run installed in other libraries (Flask's config pinning...), undone at
+    #: pytest_unconfigure.
+    installed: ExitStack = field(default_factory=ExitStack)
+    #: Engines made from a pinned URL before the isolation started (an app built at
+    #: import), routed when it starts.
+    pending_engines: list[Engine] = field(default_factory=list)
+    #: The pinning of Flask apps' configs, when alchemy_flask_app is set.
+    flask_pin: ConfigPin | None = None
 
 
 STATE = pytest.StashKey[RunState]()

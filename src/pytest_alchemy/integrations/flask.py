@@ -1,0 +1,273 @@
+"""Flask-SQLAlchemy 3: the test database's URL pinned into every Flask app's config
+before its factory runs, the app built under a guard, and checks on what it built.
+
+Flask creates each app's config in ``Flask.make_config``; while :class:`ConfigPin` is
+installed, that config is an instance of a subclass of the app's own config class whose
+writes of ``SQLALCHEMY_DATABASE_URI`` (and of a ``url`` in ``SQLALCHEMY_ENGINE_OPTIONS``)
+store the test database URL instead, tagged for :mod:`._engines`. Flask-SQLAlchemy reads
+those keys with ``config.setdefault`` in ``SQLAlchemy.init_app``
+(https://flask-sqlalchemy.readthedocs.io/en/stable/config/), which pins them again, so
+whatever a factory writes (``from_object``, ``from_mapping``, ``update``, a test config
+dict, environment variables) the engines it makes are the test database's. Flask is
+imported only when this module's functions run.
+"""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Dialect, Engine
+
+from .._errors import AlchemyError, SettingError, first_line
+from .._urls import render_url
+from ..schema import aimed_at
+from ._engines import tagged
+
+URI = "SQLALCHEMY_DATABASE_URI"
+BINDS = "SQLALCHEMY_BINDS"
+ENGINE_OPTIONS = "SQLALCHEMY_ENGINE_OPTIONS"
+
+
+class ConfigPin:
+    """Pins the database keys of each Flask app's config to ``url()`` while installed.
+
+    ``url`` is called at each write, so that an app made while the schema is built gets
+    the URL of the database being built. Non-empty ``SQLALCHEMY_BINDS`` are recorded in
+    :attr:`binds` and emptied (a second bind's test database is not supported yet).
+    """
+
+    def __init__(self, url: Callable[[], URL]) -> None:
+        self._url = url
+        #: The bind keys apps were configured with.
+        self.binds: set[str] = set()
+
+    def uri(self) -> str:
+        return tagged(self._url()).render_as_string(hide_password=False)
+
+    def value(self, key: str, value: Any) -> Any:
+        """What the config stores when ``value`` is written to ``key``."""
+        if key == URI:
+            return self.uri()
+        if key == BINDS and value:
+            self.binds.update(str(k) for k in value)
+            return {}
+        if key == ENGINE_OPTIONS and isinstance(value, Mapping) and "url" in value:
+            return {**value, "url": self.uri()}
+        return value
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """While inside, every Flask app made gets a pinned config."""
+        from flask import Flask
+
+        original = Flask.make_config
+        pin = self
+
+        def make_config(app: Any, instance_relative: bool = False) -> Any:
+            config = original(app, instance_relative)
+            config.__class__ = _pinned_class(type(config), pin)
+            config[URI] = None
+            return config
+
+        setattr(Flask, "make_config", make_config)  # noqa: B010 - restored below
+        try:
+            yield
+        finally:
+            setattr(Flask, "make_config", original)  # noqa: B010
+
+
+def _pinned_class(base: type[dict[str, Any]], pin: ConfigPin) -> type:
+    def __setitem__(self: Any, key: str, value: Any) -> None:
+        base.__setitem__(self, key, pin.value(key, value))
+
+    def update(self: Any, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self: Any, key: str, default: Any = None) -> Any:
+        self[key] = base.__getitem__(self, key) if key in self else default
+        return base.__getitem__(self, key)
+
+    def __ior__(self: Any, other: Any) -> Any:
+        self.update(other)
+        return self
+
+    namespace = {
+        "__setitem__": __setitem__,
+        "update": update,
+        "setdefault": setdefault,
+        "__ior__": __ior__,
+        "__module__": base.__module__,
+    }
+    return type(f"Pinned{base.__name__}", (base,), namespace)
+
+
+# -- the settings' objects --------------------------------------------------------------
+
+
+def check_app_or_factory(obj: Any, setting: str) -> Any:
+    """A Flask app, or a callable that makes one. Raises SettingError otherwise."""
+    from flask import Flask
+
+    if isinstance(obj, Flask) or callable(obj):
+        return obj
+    raise SettingError(
+        f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a Flask app or a "
+        "function that returns one.\nFix: name the app factory (package.module:create_app) "
+        "or the app object (package.module:app)."
+    )
+
+
+def check_db(obj: Any, setting: str) -> Any:
+    """The Flask-SQLAlchemy extension. Raises SettingError for anything else."""
+    try:
+        from flask_sqlalchemy import SQLAlchemy
+    except ImportError:
+        raise SettingError(
+            f"pytest-alchemy: {setting} needs Flask-SQLAlchemy, which is not installed."
+            "\nFix: pip install flask-sqlalchemy."
+        ) from None
+    if isinstance(obj, SQLAlchemy):
+        return obj
+    what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+    raise SettingError(
+        f"pytest-alchemy: {setting} is {what}, not the Flask-SQLAlchemy "
+        "extension.\nFix: name the extension object (db = SQLAlchemy(), e.g. "
+        "package.extensions:db)."
+    )
+
+
+def metadata_of(db: Any, setting: str) -> Any:
+    """The default bind's MetaData of ``db``. Raises SettingError when models use other
+    bind keys (not supported yet)."""
+    others = sorted(str(key) for key in db.metadatas if key is not None)
+    if others:
+        raise SettingError(binds_not_supported(others, setting))
+    return db.metadata
+
+
+def binds_not_supported(keys: Sequence[str], setting: str) -> str:
+    return (
+        f"pytest-alchemy: {setting}: the bind keys {', '.join(map(repr, keys))} "
+        "(SQLALCHEMY_BINDS) would need a test database each, which pytest-alchemy does not "
+        "make yet; their data would not be isolated, so the run stops.\nFix: test with "
+        "the default bind only, or route those binds' engines through alchemy_engines."
+    )
+
+
+# -- making the app --------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    def __init__(self, target: str) -> None:
+        super().__init__(f"pytest-alchemy refused a connection to {target}")
+        self.target = target
+
+
+@contextmanager
+def _only_test_databases(
+    urls: Sequence[URL], describe: Callable[[list[Any], dict[str, Any]], str], refused: list[str]
+) -> Iterator[None]:
+    def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        if not any(aimed_at(dialect, cargs, cparams, url) for url in urls):
+            target = describe(cargs, cparams)
+            refused.append(target)
+            raise _Refused(target)
+
+    event.listen(Engine, "do_connect", guard)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "do_connect", guard)
+
+
+def make_app(
+    app_or_factory: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    setting: str,
+    test_urls: Sequence[URL],
+    describe: Callable[[list[Any], dict[str, Any]], str],
+) -> Any:
+    """The app: ``app_or_factory`` itself, or what calling it with ``args`` and ``kwargs``
+    returns. While the factory runs, a connection to any database but ``test_urls`` is
+    refused; the run stops (AlchemyError) when the factory made one, even if it caught
+    the error, and when it raises (SettingError, with its own error and where)."""
+    from flask import Flask
+
+    if isinstance(app_or_factory, Flask):
+        return app_or_factory
+    refused: list[str] = []
+    try:
+        with _only_test_databases(test_urls, describe, refused):
+            app = app_or_factory(*args, **kwargs)
+    except _Refused:
+        pass
+    except AlchemyError:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise SettingError(_raised(exc, setting)) from None
+    if refused:
+        raise AlchemyError(
+            f"pytest-alchemy: {setting} connected to {refused[0]}, which is not the test "
+            "database, while it ran; the connection was stopped before it was made.\n"
+            "Fix: make the factory take its database URLs from app.config "
+            f"({URI}), which pytest-alchemy points at the test database."
+        )
+    if not isinstance(app, Flask):
+        raise SettingError(
+            f"pytest-alchemy: {setting} returned a {type(app).__name__}, not a Flask app."
+            "\nFix: name a factory that returns the app (or the app object itself)."
+        )
+    return app
+
+
+def _raised(exc: BaseException, setting: str) -> str:
+    if isinstance(exc, SystemExit):
+        what = (
+            f"exited (SystemExit {exc.code!r}); Flask-Migrate's upgrade() exits this "
+            "way when a migration fails, after logging why"
+        )
+    else:
+        what = f"raised {type(exc).__name__}: {first_line(exc)}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    installed = {sysconfig.get_paths()[name] for name in ("stdlib", "purelib", "platlib")}
+    skipped = (os.path.dirname(os.path.dirname(__file__)), *map(os.path.realpath, installed))
+    own = [f for f in frames if not os.path.realpath(f.filename).startswith(skipped)]
+    where = f" (at {own[-1].filename}:{own[-1].lineno})" if own else ""
+    if isinstance(exc, TypeError) and "argument" in str(exc):
+        fix = (
+            "give the factory its arguments: override the alchemy_flask_app_args fixture "
+            "in conftest.py (return (args, kwargs))."
+        )
+    else:
+        fix = "correct the factory, or give it other arguments through alchemy_flask_app_args."
+    return f"pytest-alchemy: {setting} {what}{where}.\nFix: {fix}"
+
+
+def check_engines(app: Any, db: Any, setting: str, routed: Callable[[Engine], bool]) -> None:
+    """Every engine ``db`` has for ``app`` is routed; otherwise the run stops (SettingError)."""
+    if app.extensions.get("sqlalchemy") is not db:
+        raise SettingError(
+            f"pytest-alchemy: the app made by {setting} does not use alchemy_flask_db "
+            "(db.init_app(app) was not called on it, or on another SQLAlchemy object).\n"
+            "Fix: set alchemy_flask_db to the extension the app initialises."
+        )
+    with app.app_context():
+        engines = dict(db.engines)
+    for key, engine in engines.items():
+        if not routed(engine):
+            bind = "the default bind" if key is None else f"the bind {key!r}"
+            raise SettingError(
+                f"pytest-alchemy: {bind} of the app made by {setting} has an engine "
+                f"pytest-alchemy did not see created ({render_url(engine.url)}); its writes would not "
+                "be rolled back.\nFix: let Flask-SQLAlchemy make the engine from "
+                f"app.config[{URI!r}] (no creator= or custom engine class)."
+            )

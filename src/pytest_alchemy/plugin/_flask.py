@@ -1,0 +1,224 @@
+"""Flask-SQLAlchemy: the settings' fixtures, the app the factory makes (at the scope
+``alchemy_flask_app_scope`` names), ``flask_app`` and ``flask_client``.
+
+The test database URL is pinned into every Flask app's config from the start of the run
+(:func:`install_flask`, before conftest.py files and the application are imported), and
+every engine made from it is routed into the test's layered transactions as it is made.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL, Engine
+
+from .._errors import SettingError
+from .._settings import import_object
+from ..integrations._engines import engines_created
+from ..integrations.flask import (
+    ConfigPin,
+    binds_not_supported,
+    check_engines,
+    make_app,
+    metadata_of,
+)
+from ..schema import MetadataSchema, SchemaSource
+from ._isolation import RunIsolation
+from ._state import RunState, guarded, state_of, stop, test_url
+
+
+def install_flask(state: RunState) -> None:
+    """Pin every Flask app's database URI to the test database and route the engines
+    made from it, until pytest_unconfigure."""
+    pin = ConfigPin(partial(_current_url, state))
+    state.installed.enter_context(pin.installed())
+    state.installed.enter_context(engines_created(partial(_engine_created, state)))
+    state.flask_pin = pin
+
+
+def _current_url(state: RunState) -> URL:
+    """The test database's URL: the name the run took, once it took one."""
+    if state.database is not None:
+        return state.database.url
+    return test_url(state)
+
+
+def _engine_created(state: RunState, engine: Engine) -> None:
+    isolation = state.isolation
+    if isolation is None:
+        state.pending_engines.append(engine)
+    elif not isolation.router.plugin_connected():  # not one made to build the schema
+        isolation.adopt(engine, _label(state))
+
+
+def _label(state: RunState) -> str:
+    return f"an engine of the app made by alchemy_flask_app = {state.settings.flask_app}"
+
+
+def adopt_pending(state: RunState, isolation: RunIsolation) -> None:
+    """Route the engines made before the isolation started (apps built at import)."""
+    engines, state.pending_engines = state.pending_engines, []
+    for engine in engines:
+        guarded(partial(isolation.adopt, engine, _label(state)))
+
+
+# -- settings as override points ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def alchemy_flask_app(pytestconfig: pytest.Config) -> Any:
+    """The Flask app factory (a callable returning a ``flask.Flask``) or app object that
+    ``alchemy_flask_app`` names; None when unset."""
+    from ..integrations.flask import check_app_or_factory
+
+    path = state_of(pytestconfig).settings.flask_app
+    if path is None:
+        return None
+    setting = f"alchemy_flask_app = {path}"
+    return guarded(lambda: check_app_or_factory(import_object(path, setting), setting))
+
+
+@pytest.fixture(scope="session")
+def alchemy_flask_db(pytestconfig: pytest.Config) -> Any:
+    """The ``flask_sqlalchemy.SQLAlchemy`` extension that ``alchemy_flask_db`` names;
+    None when unset."""
+    from ..integrations.flask import check_db
+
+    path = state_of(pytestconfig).settings.flask_db
+    if path is None:
+        return None
+    setting = f"alchemy_flask_db = {path}"
+    return guarded(lambda: check_db(import_object(path, setting), setting))
+
+
+@pytest.fixture(scope="session")
+def alchemy_flask_app_args() -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` the factory is called with: ``((), {})``. Override it to pass a
+    config object or a test config dict; at class scope (``((request.cls,), {})``) with
+    ``alchemy_flask_app_scope = class`` or ``function``."""
+    return (), {}
+
+
+# -- the work ------------------------------------------------------------------------------
+
+
+def _app_scope(fixture_name: str, config: pytest.Config) -> Any:
+    return state_of(config).settings.flask_app_scope
+
+
+def _setting(state: RunState) -> str:
+    return f"alchemy_flask_app = {state.settings.flask_app or 'the alchemy_flask_app fixture'}"
+
+
+@pytest.fixture(scope=_app_scope)
+def _alchemy_flask_app(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The app, made by the factory with ``alchemy_flask_app_args`` once per
+    ``alchemy_flask_app_scope``, on the provisioned test database."""
+    state = state_of(request.config)
+    factory = request.getfixturevalue("alchemy_flask_app")
+    db = request.getfixturevalue("alchemy_flask_db")
+    if factory is None or db is None:
+        stop(
+            SettingError(
+                "pytest-alchemy: flask_app needs alchemy_flask_app and alchemy_flask_db.\n"
+                "Fix: set alchemy_flask_app = package.module:create_app and "
+                "alchemy_flask_db = package.module:db in the ini file."
+            )
+        )
+    args, kwargs = request.getfixturevalue("alchemy_flask_app_args")
+    isolation: RunIsolation = request.getfixturevalue("_alchemy_isolation")
+    schema = request.getfixturevalue("_alchemy_schema")
+    setting = _setting(state)
+    database = isolation.database
+
+    def build() -> Any:
+        return make_app(
+            factory,
+            args,
+            kwargs,
+            setting=setting,
+            test_urls=[database.url],
+            describe=database.provisioner.describe_connect_args,
+        )
+
+    if hasattr(schema, "make_app"):  # Flask-Migrate: the build makes an app the same way
+        schema.make_app = build
+    guarded(isolation.setup)
+    app = guarded(build)
+    _check_binds(state, setting)
+    guarded(partial(check_engines, app, db, setting, isolation.router.is_routed))
+    yield app
+
+
+def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaSource:
+    """Flask-Migrate's migrations when the app has a migrations directory (and
+    ``--alchemy-no-migrations`` is not given), else ``create_all`` of the models."""
+    from ..integrations._flask_migrate import FlaskMigrateSchema, find_migrations
+
+    state = state_of(request.config)
+    db = request.getfixturevalue("alchemy_flask_db")
+    db_setting = f"alchemy_flask_db = {state.settings.flask_db}"
+    directory = None if no_migrations else find_migrations(db)
+    if directory is None:
+        return MetadataSchema(guarded(partial(metadata_of, db, db_setting)), db_setting)
+    factory = request.getfixturevalue("alchemy_flask_app")
+
+    def default_app() -> Any:  # when a test asks for db_engine before any app was made
+        database = state.database
+        assert database is not None
+        return make_app(
+            factory,
+            (),
+            {},
+            setting=_setting(state),
+            test_urls=[database.url],
+            describe=database.provisioner.describe_connect_args,
+        )
+
+    return FlaskMigrateSchema(directory, _setting(state), default_app)
+
+
+def _check_binds(state: RunState, setting: str) -> None:
+    pin = state.flask_pin
+    if pin is not None and pin.binds:
+        stop(SettingError(binds_not_supported(sorted(pin.binds), setting)))
+
+
+@pytest.fixture
+def flask_app(request: pytest.FixtureRequest, _alchemy_flask_app: Any) -> Iterator[Any]:
+    """The Flask app (``flask.Flask``) on the test database, with an app context pushed
+    for the test: ``db.session``, ``Model.query`` and the views' commits and rollbacks
+    stay in the test's transaction. When the app outlives the test
+    (``alchemy_flask_app_scope`` wider than function), changes the test makes to
+    ``app.config`` are undone after it (a shallow copy: changes inside nested values
+    are not)."""
+    app = _alchemy_flask_app
+    saved = None if _app_scope("", request.config) == "function" else copy.copy(dict(app.config))
+    context = app.app_context()
+    context.push()
+    try:
+        yield app
+    finally:
+        context.pop()
+        if saved is not None:
+            dict.clear(app.config)
+            dict.update(app.config, saved)
+
+
+@pytest.fixture
+def flask_client(flask_app: Any) -> Any:
+    """``flask_app.test_client()`` (a ``flask.testing.FlaskClient``): its requests run
+    inside the test's app context, so they see what the test added and the test sees
+    what they commit."""
+    return flask_app.test_client()
+
+
+def flask_session(request: pytest.FixtureRequest) -> Any:
+    """``db.session()`` in the test's app context: the session the app's code uses."""
+    request.getfixturevalue("flask_app")
+    db = request.getfixturevalue("alchemy_flask_db")
+    return db.session()

@@ -1,0 +1,377 @@
+"""Flask-SQLAlchemy 3 with two ini lines: the factory's database URI pinned to the test
+database before it runs, every engine it makes routed into the test's transaction,
+``db.session`` / ``Model.query`` / views that commit and roll back isolated, the schema
+from the models or from Flask-Migrate's migrations, and every bad input stopped."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Project, output, summary
+
+APP = """
+import os
+
+from flask import Blueprint, Flask, jsonify, request
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class Item(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+
+class DevConfig:
+    SQLALCHEMY_DATABASE_URI = "sqlite:///dev.db"
+
+
+items = Blueprint("items", __name__)
+
+
+@items.post("/items")
+def add():
+    db.session.add(Item(name=request.json["name"]))
+    db.session.commit()
+    return jsonify(count=db.session.query(Item).count())
+
+
+@items.post("/undo")
+def undo():
+    db.session.add(Item(name="undone"))
+    db.session.flush()
+    db.session.rollback()
+    return jsonify(count=Item.query.count())
+
+
+def create_app(config=None):
+    app = Flask(__name__)
+    app.config.from_object(config or DevConfig)
+    app.config.update(SQLALCHEMY_DATABASE_URI=os.environ.get("DATABASE_URL", "sqlite:///d.db"))
+    db.init_app(app)
+    extra = app.extensions.setdefault("made", [])
+    extra.append(1)
+    app.register_blueprint(items)
+    return app
+"""
+
+APP_TESTS = """
+from myapp import Item, db
+
+
+def test_views_commit_and_roll_back(flask_client, db_session):
+    assert flask_client.post("/items", json={"name": "a"}).json == {"count": 1}
+    assert db_session.query(Item).count() == 1  # the view's commit is the test's
+    db_session.add(Item(name="b"))
+    db_session.commit()
+    assert flask_client.post("/undo").json == {"count": 2}
+    assert db_session is db.session()
+
+
+def test_db_session_in_app_context(flask_app):
+    assert Item.query.count() == 0
+    db.session.add(Item(name="c"))
+    db.session.commit()
+    nested = db.session.begin_nested()
+    db.session.add(Item(name="d"))
+    nested.rollback()
+    assert [i.name for i in Item.query.all()] == ["c"]
+    flask_app.config["MUTATED"] = True
+
+
+def test_rolled_back_and_config_restored(flask_app, db_session):
+    assert db_session.query(Item).count() == 0
+    assert "MUTATED" not in flask_app.config
+    assert str(db.engine.url).startswith(("sqlite:///", "postgresql", "mysql"))
+    assert "dev.db" not in str(db.engine.url) and "plugin" not in str(db.engine.url)
+"""
+
+
+def flask_project(project: Project, **ini: str) -> Project:
+    project.write("myapp.py", APP)
+    project.ini(alchemy_flask_app="myapp:create_app", alchemy_flask_db="myapp:db", **ini)
+    project.write("test_app.py", APP_TESTS)
+    return project
+
+
+@pytest.mark.parametrize("scope", ["session", "function"])
+def test_flask_app_is_isolated_with_two_ini_lines(project: Project, scope: str) -> None:
+    flask_project(project, alchemy_flask_app_scope=scope)
+    result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=3)
+    assert project.query("SELECT count(*) FROM item") == [(0,)]
+    # The factory's own URIs were never used: no SQLite file, no instance folder.
+    assert not list(project.path.rglob("*.db")) and not (project.path / "instance").exists()
+    assert "created" in summary(result)
+
+
+# -- Flask-Migrate ------------------------------------------------------------------------
+
+MIGRATE_APP = (
+    APP
+    + """
+
+from flask_migrate import Migrate, upgrade
+
+migrate = Migrate()
+
+
+def create_migrated_app(config=None):
+    app = create_app(config)
+    migrate.init_app(app, db)
+    if os.environ.get("UPGRADE_IN_FACTORY"):
+        with app.app_context():
+            upgrade()
+    return app
+"""
+)
+
+#: Flask-Migrate's env.py template, reduced, with Flask-SQLAlchemy 3's ``db.engine``.
+ENV_PY = """
+from alembic import context
+from flask import current_app
+
+config = context.config
+
+
+def run_migrations_online():
+    migrate = current_app.extensions["migrate"]
+    with migrate.db.engine.connect() as connection:
+        context.configure(
+            connection=connection, target_metadata=migrate.db.metadata, **migrate.configure_args
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()
+"""
+
+REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{rev}"
+down_revision = {down}
+
+
+def upgrade():
+    {body}
+
+
+def downgrade():
+    pass
+"""
+
+
+def migrate_project(project: Project, body: str = "") -> Project:
+    project.write("myapp.py", MIGRATE_APP)
+    project.ini(alchemy_flask_app="myapp:create_migrated_app", alchemy_flask_db="myapp:db")
+    project.write("migrations/alembic.ini", "[alembic]\n")
+    project.write("migrations/env.py", ENV_PY)
+    create = (
+        'op.create_table("item", sa.Column("id", sa.Integer, primary_key=True), '
+        'sa.Column("name", sa.String(50), unique=True))'
+    )
+    project.write(
+        "migrations/versions/0001_item.py", REVISION.format(rev="0001", down=None, body=create)
+    )
+    if body:
+        project.write(
+            "migrations/versions/0002_more.py",
+            REVISION.format(rev="0002", down='"0001"', body=body),
+        )
+    project.write("test_app.py", APP_TESTS)
+    return project
+
+
+def test_flask_migrate_builds_the_schema_and_a_factory_may_upgrade(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate_project(project)
+    monkeypatch.setenv("UPGRADE_IN_FACTORY", "1")
+    project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=3)
+    assert project.query("SELECT version_num FROM alembic_version") == [("0001",)]
+    assert project.query("SELECT count(*) FROM item") == [(0,)]
+    # Reused while the migrations are unchanged; a new revision rebuilds.
+    assert "reused" in summary(project.run("-p", "no:randomly", "--alchemy-reuse-db"))
+    project.write(
+        "migrations/versions/0002_more.py",
+        REVISION.format(
+            rev="0002",
+            down='"0001"',
+            body='op.create_table("more", sa.Column("id", sa.Integer, primary_key=True))',
+        ),
+    )
+    result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=3)
+    assert "changed: migrations" in summary(result)
+    assert project.query("SELECT version_num FROM alembic_version") == [("0002",)]
+
+
+@pytest.mark.backends("sqlite")
+def test_no_migrations_builds_from_the_models(project: Project) -> None:
+    migrate_project(project, body="raise RuntimeError('must not run')")
+    project.run(
+        "-p", "no:randomly", "--alchemy-reuse-db", "--alchemy-no-migrations"
+    ).assert_outcomes(passed=3)
+    tables = project.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    assert tables == [("item",)]
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_a_failing_migration_is_named(project: Project) -> None:
+    migrate_project(project, body="op.execute('SELECT * FROM no_such_table')")
+    result = project.run()
+    assert result.ret != 0
+    text = output(result)
+    assert "0002" in text and "no_such_table" in text, text
+
+
+# -- alongside pytest-flask, per-class config, xdist ----------------------------------------
+
+
+@pytest.mark.backends("sqlite")
+def test_pytest_flask_and_a_config_class_per_test_class(project: Project) -> None:
+    flask_project(project, alchemy_flask_app_scope="class")
+    project.write(
+        "conftest.py",
+        """
+        import pytest
+
+        @pytest.fixture(scope="class")
+        def alchemy_flask_app_args(request):
+            return ((request.cls,), {}) if request.cls else ((), {})
+
+        @pytest.fixture
+        def app(flask_app):  # pytest-flask's fixture name, for its client fixture
+            return flask_app
+        """,
+    )
+    project.replace_tests(
+        "test_pf.py",
+        """
+        from flask import request
+        from myapp import Item
+
+        class TestGreen:
+            COLOUR = "green"
+
+            def test_client_commits(self, client, app):
+                assert app.config["COLOUR"] == "green"
+                assert request.path == "/"  # pytest-flask's request context
+                assert client.post("/items", json={"name": "x"}).json == {"count": 1}
+
+            def test_rolled_back(self, app):
+                assert Item.query.count() == 0
+
+        class TestBlue:
+            COLOUR = "blue"
+
+            def test_own_app(self, app):
+                assert app.config["COLOUR"] == "blue"
+                assert len(app.extensions["made"]) == 1
+        """,
+    )
+    project.run("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+@pytest.mark.backends("sqlite")
+def test_flask_under_xdist(project: Project) -> None:
+    flask_project(project)
+    project.run("-n", "2", "-p", "no:randomly").assert_outcomes(passed=3)
+    assert project.databases() == set()
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+BAD_FACTORIES = {
+    "raises": (
+        "def create_app():\n    raise ValueError('no config here')\n",
+        ["alchemy_flask_app = badapp:create_app raised ValueError: no config here"],
+    ),
+    "needs arguments": (
+        "def create_app(config):\n    return None\n",
+        ["alchemy_flask_app = badapp:create_app raised TypeError", "alchemy_flask_app_args"],
+    ),
+    "returns no app": (
+        "def create_app():\n    return 42\n",
+        ["returned a int, not a Flask app"],
+    ),
+    "connects elsewhere": (
+        "from sqlalchemy import create_engine\n"
+        "from myapp import create_app as make\n"
+        "def create_app():\n"
+        "    try:\n"
+        "        create_engine('sqlite:///other.db').connect()\n"
+        "    except Exception:\n"
+        "        pass\n"
+        "    return make()\n",
+        ["connected to", "other.db", "not the test database"],
+    ),
+    "binds": (
+        "from flask import Flask\n"
+        "from myapp import db\n"
+        "def create_app():\n"
+        "    app = Flask(__name__)\n"
+        "    app.config['SQLALCHEMY_BINDS'] = {'audit': 'sqlite:///audit.db'}\n"
+        "    db.init_app(app)\n"
+        "    return app\n",
+        ["'audit'", "SQLALCHEMY_BINDS"],
+    ),
+}
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("case", sorted(BAD_FACTORIES))
+def test_a_bad_factory_stops_the_run(project: Project, case: str) -> None:
+    source, expected = BAD_FACTORIES[case]
+    project.write("myapp.py", APP)
+    project.write("badapp.py", source)
+    project.ini(alchemy_flask_app="badapp:create_app", alchemy_flask_db="myapp:db")
+    project.write("test_app.py", "def test_app(flask_app):\n    raise AssertionError('no')\n")
+    result = project.run()
+    text = output(result)
+    assert result.ret != 0 and "AssertionError" not in text
+    for part in expected:
+        assert part in text, text
+    assert not (project.path / "other.db").exists() and not (project.path / "audit.db").exists()
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize(
+    ("ini", "expected"),
+    [
+        (
+            {"alchemy_flask_db": "myapp:Item"},
+            "is the class Item, not the Flask-SQLAlchemy extension",
+        ),
+        ({"alchemy_flask_db": "myapp:db", "alchemy_flask_app": "myapp:DevConfig.X"}, "has no"),
+        ({"alchemy_flask_app": "myapp:create_app"}, "alchemy_flask_db is not"),
+        (
+            {
+                "alchemy_flask_app_scope": "test",
+                "alchemy_flask_app": "myapp:create_app",
+                "alchemy_flask_db": "myapp:db",
+            },
+            "not a pytest scope",
+        ),
+    ],
+)
+def test_bad_flask_settings(project: Project, ini: dict[str, str], expected: str) -> None:
+    project.write("myapp.py", APP)
+    ini.setdefault("alchemy_flask_app", "myapp:create_app")
+    project.ini(**ini)
+    project.write("test_app.py", "def test_app(flask_app):\n    raise AssertionError('no')\n")
+    result = project.run()
+    text = output(result)
+    assert result.ret != 0 and "AssertionError" not in text
+    assert expected in text, text
