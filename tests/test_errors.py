@@ -608,7 +608,7 @@ def test_engine_function_that_gives_no_engine(project: Project, value: str, prob
     assert not (project.path / "dev.db").exists()
 
 
-# -- 12. integrations listed in the wrong setting (Flask-SQLAlchemy), or not supported yet (asyncio) -------------------
+# -- 12. Flask-SQLAlchemy in the wrong setting; asyncio, not supported yet ---------------
 
 #: An application with a Flask-SQLAlchemy extension and SQLAlchemy's asyncio objects.
 UNSUPPORTED_APP = """

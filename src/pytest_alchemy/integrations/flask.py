@@ -267,7 +267,7 @@ def check_engines(app: Any, db: Any, setting: str, routed: Callable[[Engine], bo
             bind = "the default bind" if key is None else f"the bind {key!r}"
             raise SettingError(
                 f"pytest-alchemy: {bind} of the app made by {setting} has an engine "
-                f"pytest-alchemy did not see created ({render_url(engine.url)}); its writes would not "
-                "be rolled back.\nFix: let Flask-SQLAlchemy make the engine from "
+                f"pytest-alchemy did not see created ({render_url(engine.url)}); its "
+                "writes would not be rolled back.\nFix: let Flask-SQLAlchemy make the engine from "
                 f"app.config[{URI!r}] (no creator= or custom engine class)."
             )
