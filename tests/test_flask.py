@@ -113,6 +113,16 @@ def test_flask_app_is_isolated_with_two_ini_lines(project: Project, scope: str) 
     assert "created" in summary(result)
 
 
+@pytest.mark.backends("sqlite", "mariadb")
+def test_an_app_made_at_import(project: Project) -> None:
+    project.write("myapp.py", APP + "\n\napp = create_app()\n")
+    project.ini(alchemy_flask_app="myapp:app", alchemy_flask_db="myapp:db")
+    project.write("test_app.py", APP_TESTS)
+    project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=3)
+    assert project.query("SELECT count(*) FROM item") == [(0,)]
+    assert not list(project.path.rglob("*.db")) and not (project.path / "instance").exists()
+
+
 # -- Flask-Migrate ------------------------------------------------------------------------
 
 MIGRATE_APP = (

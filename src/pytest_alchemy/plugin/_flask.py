@@ -141,7 +141,7 @@ def _alchemy_flask_app(request: pytest.FixtureRequest) -> Iterator[Any]:
             args,
             kwargs,
             setting=setting,
-            test_urls=[database.url],
+            test_urls=database.candidate_urls(),
             describe=database.provisioner.describe_connect_args,
         )
 
@@ -175,7 +175,7 @@ def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaS
             (),
             {},
             setting=_setting(state),
-            test_urls=[database.url],
+            test_urls=database.candidate_urls(),
             describe=database.provisioner.describe_connect_args,
         )
 
