@@ -1,0 +1,1 @@
+"""Bindings to other libraries that work without pytest (test data factories...)."""
