@@ -46,6 +46,8 @@ class Settings:
     )
     #: ``package.module:function`` run on a new test database before its schema is built.
     prepare_database: str | None = None
+    #: Test data factories (``package.module:Factory`` or ``package.module``) to bind.
+    factories: Sequence[str] = ()
 
 
 def resolve_settings(
@@ -87,6 +89,7 @@ def resolve_settings(
         create_db=bool(option("alchemy_create_db")),
         sqlite_dir=sqlite_dir(rootpath),
         prepare_database=(ini("alchemy_prepare_database") or "").strip() or None,
+        factories=_lines(ini("alchemy_factories")),
     )
 
 

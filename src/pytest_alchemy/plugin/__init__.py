@@ -2,6 +2,7 @@
 pytest's scopes. The core below it (:mod:`pytest_alchemy.isolation`, the test database)
 works without pytest."""
 
+from ._factories import _alchemy_bind_factories, _alchemy_factory_binding, alchemy_factories
 from ._fixtures import (
     _alchemy_app_routing,
     _alchemy_database,
@@ -43,12 +44,15 @@ from ._options import (
 
 __all__ = [
     "_alchemy_app_routing",
+    "_alchemy_bind_factories",
     "_alchemy_database",
+    "_alchemy_factory_binding",
     "_alchemy_isolation",
     "_alchemy_schema",
     "alchemy_alembic_ini",
     "alchemy_create_db",
     "alchemy_engines",
+    "alchemy_factories",
     "alchemy_metadata",
     "alchemy_no_migrations",
     "alchemy_prepare_database",
