@@ -73,7 +73,8 @@ POLYFACTORY = _Library(
 )
 LIBRARIES = (FACTORY_BOY, POLYFACTORY)
 
-_WHAT = "a factory_boy SQLAlchemyModelFactory or polyfactory SQLAlchemyFactory subclass"
+_KINDS = "factory_boy SQLAlchemyModelFactory or polyfactory SQLAlchemyFactory subclass"
+_WHAT = f"a {_KINDS}"
 _LIST_FIX = (
     "Fix: list factory classes (package.module:UserFactory) or modules that define "
     "them (package.module), one a line."
@@ -154,7 +155,7 @@ def load_factories(entries: Iterable[str], setting: str = SETTING) -> list[type]
             found = _defined_in(module)
             if not found:
                 raise SettingError(
-                    f"pytest-alchemy: {subject}: the module defines no {_WHAT} (abstract "
+                    f"pytest-alchemy: {subject}: the module defines no {_KINDS} (abstract "
                     "and base factories, and factories it imports, do not count).\n"
                     "Fix: name the module that defines the factories, or list them as "
                     "package.module:Factory."
