@@ -53,6 +53,8 @@ class Settings:
     #: The pytest scope of the app the factory makes: session, package, module, class
     #: or function.
     flask_app_scope: str = "session"
+    #: Test data factories (``package.module:Factory`` or ``package.module``) to bind.
+    factories: Sequence[str] = ()
 
 
 def resolve_settings(
@@ -95,6 +97,7 @@ def resolve_settings(
         sqlite_dir=sqlite_dir(rootpath),
         prepare_database=(ini("alchemy_prepare_database") or "").strip() or None,
         **_flask_settings(ini),
+        factories=_lines(ini("alchemy_factories")),
     )
 
 

@@ -1,2 +1,2 @@
-"""Integrations with application frameworks and libraries (Flask-SQLAlchemy, test-data
-factories); each imports its framework only when used."""
+"""Integrations with application frameworks and libraries (Flask-SQLAlchemy, test data
+factories) that work without pytest; each imports its library only when used."""

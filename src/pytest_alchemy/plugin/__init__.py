@@ -2,6 +2,7 @@
 pytest's scopes. The core below it (:mod:`pytest_alchemy.isolation`, the test database)
 works without pytest."""
 
+from ._factories import _alchemy_bind_factories, _alchemy_factory_binding, alchemy_factories
 from ._fixtures import (
     _alchemy_app_routing,
     _alchemy_database,
@@ -51,13 +52,16 @@ from ._options import (
 
 __all__ = [
     "_alchemy_app_routing",
+    "_alchemy_bind_factories",
     "_alchemy_database",
+    "_alchemy_factory_binding",
     "_alchemy_flask_app",
     "_alchemy_isolation",
     "_alchemy_schema",
     "alchemy_alembic_ini",
     "alchemy_create_db",
     "alchemy_engines",
+    "alchemy_factories",
     "alchemy_flask_app",
     "alchemy_flask_app_args",
     "alchemy_flask_db",

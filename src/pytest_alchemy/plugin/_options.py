@@ -97,6 +97,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="session",
     )
     parser.addini(
+        "alchemy_factories",
+        "factory_boy / polyfactory SQLAlchemy factories (package.module:Factory, or "
+        "package.module for all it defines), one a line, bound to db_session in each test.",
+        type="linelist",
+    )
+    parser.addini(
         "alchemy_lock_timeout",
         "Seconds a statement may wait for a lock (or a thread for its turn on the "
         "test's connection) before it fails instead of hanging. Default: 10.",
