@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Project, output, summary
+from conftest import Backend, Project, output, summary
+from pytest_alchemy._settings import sqlite_dir
 
 APP = """
 import os
@@ -123,6 +124,83 @@ def test_an_app_made_at_import(project: Project) -> None:
     assert not list(project.path.rglob("*.db")) and not (project.path / "instance").exists()
 
 
+BINDS_APP = (
+    APP
+    + """
+
+class Event(db.Model):
+    __bind_key__ = "audit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    what: Mapped[str] = mapped_column(String(50))
+
+
+@items.post("/both")
+def both():
+    db.session.add_all([Item(name=request.json["name"]), Event(what="added")])
+    db.session.commit()
+    return jsonify(items=Item.query.count(), events=Event.query.count())
+
+
+def create_bound_app():
+    app = create_app()
+    return app
+"""
+).replace(
+    "    db.init_app(app)",
+    "    app.config['SQLALCHEMY_BINDS'] = {'audit': {'url': 'sqlite:///audit.db', 'echo': False}}"
+    "\n    db.init_app(app)",
+)
+
+BINDS_TESTS = """
+from myapp import Event, Item, db
+
+
+def test_both_binds_commit(flask_client, db_session):
+    assert flask_client.post("/both", json={"name": "a"}).json == {"items": 1, "events": 1}
+    assert db_session.query(Event).count() == 1
+    nested = db.session.begin_nested()
+    db.session.add(Event(what="undone"))
+    nested.rollback()
+    db.session.rollback()
+    assert (Item.query.count(), Event.query.count()) == (1, 1)
+    assert db.engines["audit"].url.database != db.engine.url.database
+
+
+def test_both_rolled_back(flask_app):
+    assert (Item.query.count(), Event.query.count()) == (0, 0)
+"""
+
+
+def test_every_bind_gets_its_own_isolated_test_database(project: Project) -> None:
+    project.write("myapp.py", BINDS_APP)
+    project.ini(alchemy_flask_app="myapp:create_bound_app", alchemy_flask_db="myapp:db")
+    project.write("test_app.py", BINDS_TESTS)
+    project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=2)
+    assert project.query("SELECT count(*) FROM item") == [(0,)]
+    audit = project.test_db_name("_audit")
+    assert project.query("SELECT count(*) FROM event", audit) == [(0,)]
+    assert not list(project.path.rglob("*.db"))
+    project.run("-p", "no:randomly").assert_outcomes(passed=2)  # reused, then dropped
+    assert project.databases() == set()
+
+
+@pytest.mark.backends("postgresql")
+def test_a_bind_on_another_server(project: Project) -> None:
+    project.write("myapp.py", BINDS_APP)
+    project.ini(
+        alchemy_flask_app="myapp:create_bound_app",
+        alchemy_flask_db="myapp:db",
+        alchemy_bind_urls="audit = sqlite://",
+    )
+    project.write("test_app.py", BINDS_TESTS)
+    result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=2)
+    assert project.query("SELECT count(*) FROM item") == [(0,)]
+    sqlite = Project(project.pytester, Backend("sqlite"))
+    assert sqlite.query("SELECT count(*) FROM event", "test_alchemy_audit") == [(0,)]
+    assert "sqlite test database" in output(result)
+
+
 # -- Flask-Migrate ------------------------------------------------------------------------
 
 MIGRATE_APP = (
@@ -227,6 +305,90 @@ def test_flask_migrate_builds_the_schema_and_a_factory_may_upgrade(
     assert project.query("SELECT version_num FROM alembic_version") == [("0002",)]
 
 
+#: Flask-Migrate's multiple-database env.py template, reduced: every bind migrated in one
+#: upgrade, each with its own version table and its own functions in each revision.
+MULTIDB_ENV_PY = """
+from alembic import context
+from flask import current_app
+
+db = current_app.extensions["migrate"].db
+engines = {"": db.engine, **{k: e for k, e in db.engines.items() if k is not None}}
+connections = {name: engine.connect() for name, engine in engines.items()}
+try:
+    transactions = {name: conn.begin() for name, conn in connections.items()}
+    for name, conn in connections.items():
+        context.configure(
+            connection=conn,
+            upgrade_token=f"{name}_upgrades",
+            downgrade_token=f"{name}_downgrades",
+            target_metadata=db.metadatas[name or None],
+        )
+        context.run_migrations(engine_name=name)
+    for transaction in transactions.values():
+        transaction.commit()
+finally:
+    for conn in connections.values():
+        conn.close()
+"""
+
+MULTIDB_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade(engine_name):
+    globals()[f"upgrade_{engine_name}"]()
+
+
+def upgrade_():
+    op.create_table(
+        "item", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50))
+    )
+
+
+def upgrade_audit():
+    op.create_table(
+        "event", sa.Column("id", sa.Integer, primary_key=True), sa.Column("what", sa.String(50))
+    )
+"""
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_flask_migrate_migrates_every_bind(project: Project) -> None:
+    project.write(
+        "myapp.py",
+        BINDS_APP + "\n\nfrom flask_migrate import Migrate\n\nmigrate = Migrate(db=db)\n"
+        "\n\ndef create_migrated_app():\n    app = create_app()\n"
+        "    migrate.init_app(app, db)\n    return app\n",
+    )
+    project.ini(alchemy_flask_app="myapp:create_migrated_app", alchemy_flask_db="myapp:db")
+    project.write("migrations/alembic.ini", "[alembic]\n")
+    project.write("migrations/env.py", MULTIDB_ENV_PY)
+    project.write("migrations/versions/0001_both.py", MULTIDB_REVISION)
+    project.write("test_app.py", BINDS_TESTS)
+    project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=2)
+    audit = project.test_db_name("_audit")
+    assert project.query("SELECT version_num FROM alembic_version", audit) == [("0001",)]
+    assert project.query("SELECT count(*) FROM event", audit) == [(0,)]
+    # The audit database alone is gone: the next run makes it again, and migrates it
+    # (the default bind's database is rebuilt with it: one upgrade migrates both).
+    if project.backend.server_url is None:
+        for path in sqlite_dir(project.path).glob(f"{audit}.db*"):
+            path.unlink()
+    else:
+        engine = project.backend.admin_engine()
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{audit}"')
+        engine.dispose()
+    result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=2)
+    assert project.query("SELECT version_num FROM alembic_version", audit) == [("0001",)]
+    assert "rebuilt (the test database of bind 'audit' was made anew" in output(result)
+
+
 @pytest.mark.backends("sqlite")
 def test_no_migrations_builds_from_the_models(project: Project) -> None:
     migrate_project(project, body="raise RuntimeError('must not run')")
@@ -326,16 +488,6 @@ BAD_FACTORIES = {
         "        pass\n"
         "    return make()\n",
         ["connected to", "other.db", "not the test database"],
-    ),
-    "binds": (
-        "from flask import Flask\n"
-        "from myapp import db\n"
-        "def create_app():\n"
-        "    app = Flask(__name__)\n"
-        "    app.config['SQLALCHEMY_BINDS'] = {'audit': 'sqlite:///audit.db'}\n"
-        "    db.init_app(app)\n"
-        "    return app\n",
-        ["'audit'", "SQLALCHEMY_BINDS"],
     ),
 }
 

@@ -70,6 +70,8 @@ class TestDatabase:
         self._claimed = False
         self.reuse = reuse
         self.recreate = recreate
+        #: Why :attr:`recreate` was set, when not by --alchemy-create-db.
+        self.recreate_reason: str | None = None
         self.engine_options = engine_options or {}
         self.lock_timeout = lock_timeout
         self.reused = False
@@ -288,7 +290,7 @@ class TestDatabase:
         if self._dirtied:
             return "a test committed to it for real"
         if self.recreate:
-            return "--alchemy-create-db"
+            return self.recreate_reason or "--alchemy-create-db"
         if marker.fingerprint is None:  # half-built, or marked dirty
             return "left dirty by an earlier run"
         if self.reuse:

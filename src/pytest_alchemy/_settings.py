@@ -7,7 +7,7 @@ import hashlib
 import importlib
 import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ class Settings:
     #: The pytest scope of the app the factory makes: session, package, module, class
     #: or function.
     flask_app_scope: str = "session"
+    #: Base URLs of further binds' test databases, by bind key (``alchemy_bind_urls``).
+    bind_urls: Mapping[str, str] = field(default_factory=dict)
     #: Test data factories (``package.module:Factory`` or ``package.module``) to bind.
     factories: Sequence[str] = ()
 
@@ -120,7 +122,16 @@ def _flask_settings(ini: Callable[[str], Any]) -> dict[str, Any]:
             f"pytest-alchemy: alchemy_flask_app_scope = {scope!r} is not a pytest scope.\n"
             f"Fix: use one of {', '.join(_SCOPES)}."
         )
-    return {"flask_app": app, "flask_db": db, "flask_app_scope": scope}
+    bind_urls = {}
+    for line in _lines(ini("alchemy_bind_urls")):
+        key, equals, url = (part.strip() for part in line.partition("="))
+        if not equals or not key or not url:
+            raise SettingError(
+                f"pytest-alchemy: alchemy_bind_urls line {line!r} is not 'key = url'.\n"
+                "Fix: write one bind a line, e.g. audit = postgresql+psycopg://host/audit."
+            )
+        bind_urls[key] = url
+    return {"flask_app": app, "flask_db": db, "flask_app_scope": scope, "bind_urls": bind_urls}
 
 
 def _seconds(value: Any, setting: str) -> float:

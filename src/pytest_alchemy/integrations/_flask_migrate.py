@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,8 @@ class FlaskMigrateSchema:
         self.setting = setting
         self.description = f"Flask-Migrate's migrations in {directory} ({setting})"
         self.make_app = make_app
+        #: The URLs of the other binds' test databases, which the build migrates too.
+        self.bind_urls: Callable[[], Sequence[URL]] = list
 
     def fingerprint(self, dialect: Dialect) -> Fingerprint:
         """Named parts: "migrations" (every file of the directory but bytecode and
@@ -111,7 +113,8 @@ class FlaskMigrateSchema:
 
                     for action, run in ((UPGRADE, upgrade), ("'alembic current'", read)):
                         try:
-                            with only_connections_to(test_url, provisioner):
+                            also = self.bind_urls()
+                            with only_connections_to(test_url, provisioner, also):
                                 run()
                         except ForeignConnectionRefused as exc:
                             raise AlchemyError(
@@ -155,6 +158,22 @@ class FlaskMigrateSchema:
                 "--alchemy-no-migrations."
             )
         return extension.migrate.get_config(str(self.directory))
+
+
+class GroupMember:
+    """The schema of a further bind's test database when Flask-Migrate migrates every
+    bind in one ``upgrade`` (its multiple-database template): the default bind's build
+    migrates it, so it shares that build's fingerprint and builds nothing itself."""
+
+    def __init__(self, group: FlaskMigrateSchema, key: str) -> None:
+        self.group = group
+        self.description = f"{group.description}, bind {key!r}"
+
+    def fingerprint(self, dialect: Dialect) -> Fingerprint:
+        return self.group.fingerprint(dialect)
+
+    def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
+        return None
 
 
 @contextmanager

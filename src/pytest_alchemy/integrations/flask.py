@@ -35,28 +35,36 @@ ENGINE_OPTIONS = "SQLALCHEMY_ENGINE_OPTIONS"
 
 
 class ConfigPin:
-    """Pins the database keys of each Flask app's config to ``url()`` while installed.
+    """Pins the database keys of each Flask app's config to the test databases while
+    installed: ``url(None)`` for ``SQLALCHEMY_DATABASE_URI``, ``url(key)`` for each key of
+    ``SQLALCHEMY_BINDS`` (a URL, or a dict's ``"url"``, its other options kept).
 
     ``url`` is called at each write, so that an app made while the schema is built gets
-    the URL of the database being built. Non-empty ``SQLALCHEMY_BINDS`` are recorded in
-    :attr:`binds` and emptied (a second bind's test database is not supported yet).
+    the URLs of the databases being built. The bind keys seen are kept in :attr:`binds`.
     """
 
-    def __init__(self, url: Callable[[], URL]) -> None:
+    def __init__(self, url: Callable[[str | None], URL]) -> None:
         self._url = url
         #: The bind keys apps were configured with.
         self.binds: set[str] = set()
 
-    def uri(self) -> str:
-        return tagged(self._url()).render_as_string(hide_password=False)
+    def uri(self, key: str | None = None) -> str:
+        return tagged(self._url(key), key).render_as_string(hide_password=False)
 
     def value(self, key: str, value: Any) -> Any:
         """What the config stores when ``value`` is written to ``key``."""
         if key == URI:
             return self.uri()
-        if key == BINDS and value:
-            self.binds.update(str(k) for k in value)
-            return {}
+        if key == BINDS and isinstance(value, Mapping):
+            pinned = {}
+            for bind, options in value.items():
+                if bind is None:
+                    url = self.uri()
+                else:
+                    self.binds.add(str(bind))
+                    url = self.uri(str(bind))
+                pinned[bind] = {**options, "url": url} if isinstance(options, Mapping) else url
+            return pinned
         if key == ENGINE_OPTIONS and isinstance(value, Mapping) and "url" in value:
             return {**value, "url": self.uri()}
         return value
@@ -143,22 +151,15 @@ def check_db(obj: Any, setting: str) -> Any:
     )
 
 
-def metadata_of(db: Any, setting: str) -> Any:
-    """The default bind's MetaData of ``db``. Raises SettingError when models use other
-    bind keys (not supported yet)."""
-    others = sorted(str(key) for key in db.metadatas if key is not None)
-    if others:
-        raise SettingError(binds_not_supported(others, setting))
-    return db.metadata
+def metadata_of(db: Any, key: str | None) -> Any:
+    """The MetaData of bind ``key`` (None: the default bind) that ``db`` keeps for the
+    models imported so far; an empty one when no model uses that bind."""
+    from sqlalchemy import MetaData
 
-
-def binds_not_supported(keys: Sequence[str], setting: str) -> str:
-    return (
-        f"pytest-alchemy: {setting}: the bind keys {', '.join(map(repr, keys))} "
-        "(SQLALCHEMY_BINDS) would need a test database each, which pytest-alchemy does not "
-        "make yet; their data would not be isolated, so the run stops.\nFix: test with "
-        "the default bind only, or route those binds' engines through alchemy_engines."
-    )
+    found = db.metadatas.get(key)
+    if found is None:
+        return db.metadata if key is None else MetaData()
+    return found
 
 
 # -- making the app --------------------------------------------------------------------
@@ -172,10 +173,12 @@ class _Refused(Exception):
 
 @contextmanager
 def _only_test_databases(
-    urls: Sequence[URL], describe: Callable[[list[Any], dict[str, Any]], str], refused: list[str]
+    urls: Callable[[], Sequence[URL]],
+    describe: Callable[[list[Any], dict[str, Any]], str],
+    refused: list[str],
 ) -> Iterator[None]:
     def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
-        if not any(aimed_at(dialect, cargs, cparams, url) for url in urls):
+        if not any(aimed_at(dialect, cargs, cparams, url) for url in urls()):
             target = describe(cargs, cparams)
             refused.append(target)
             raise _Refused(target)
@@ -193,13 +196,14 @@ def make_app(
     kwargs: Mapping[str, Any],
     *,
     setting: str,
-    test_urls: Sequence[URL],
+    test_urls: Callable[[], Sequence[URL]],
     describe: Callable[[list[Any], dict[str, Any]], str],
 ) -> Any:
     """The app: ``app_or_factory`` itself, or what calling it with ``args`` and ``kwargs``
-    returns. While the factory runs, a connection to any database but ``test_urls`` is
-    refused; the run stops (AlchemyError) when the factory made one, even if it caught
-    the error, and when it raises (SettingError, with its own error and where)."""
+    returns. While the factory runs, a connection to any database but those
+    ``test_urls()`` gives is refused; the run stops (AlchemyError) when the factory made
+    one, even if it caught the error, and when it raises (SettingError, with its own
+    error and where)."""
     from flask import Flask
 
     if isinstance(app_or_factory, Flask):

@@ -36,6 +36,12 @@ from ._virtual import VirtualConnection
 SessionFactory = sessionmaker[Any] | scoped_session[Any]
 
 
+#: How deep this thread is in the plugin's own connections, shared by every Router: while
+#: one test database is built, a build that connects to another (one env.py migrating
+#: every bind) is not stopped by the other's guard.
+_PLUGIN = threading.local()
+
+
 class Router:
     """Routes engines into one :class:`Ledger` until :meth:`close`."""
 
@@ -45,7 +51,7 @@ class Router:
         self._pools: dict[int, Pool] = {}
         #: Session objects to the name messages give them (``db_session``...).
         self.session_labels: dict[int, str] = {}
-        self._plugin = threading.local()
+        self._plugin = _PLUGIN
         self._uninitialized: list[Pool] = []
         #: Routed scoped_sessions (emptied after each test by the pytest layer).
         self.scoped: list[scoped_session[Any]] = []

@@ -22,11 +22,12 @@ from .._errors import AlchemyError, SettingError
 from .._routing import EngineRedirect
 from .._settings import as_engine, as_metadata, as_session_factory, import_object, load_engine
 from .._urls import parse_url
+from ..integrations._flask_migrate import FlaskMigrateSchema
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from ..schema._prepare import PrepareFunction, PrepareHook
-from ._flask import adopt_pending, flask_schema, flask_session
+from ._flask import adopt_pending, bind_schema, flask_schema, flask_session, known_binds
 from ._isolation import RunIsolation
-from ._state import guarded, state_of, stop
+from ._state import bind_base, bind_database, bind_suffix, guarded, state_of, stop
 
 # -- settings as override points ------------------------------------------------------------
 
@@ -152,6 +153,7 @@ def _alchemy_schema(
 
 @pytest.fixture(scope="session")
 def _alchemy_database(
+    request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,
     alchemy_url: URL | str,
     _alchemy_schema: SchemaSource,
@@ -179,13 +181,38 @@ def _alchemy_database(
         )
     )
     state.database = database
+    base = database.provisioner.base_url
+
+    def make_bind(key: str) -> TestDatabase:
+        url, where = bind_base(settings, key)
+        if key not in settings.bind_urls:
+            url, where = base, source
+        return TestDatabase(
+            url,
+            source=where,
+            sqlite_dir=settings.sqlite_dir,
+            schema=bind_schema(request, _alchemy_schema, key),
+            suffix=bind_suffix(state, key),
+            reuse=alchemy_reuse_db,
+            recreate=alchemy_create_db,
+            lock_timeout=settings.lock_timeout,
+        )
+
+    state.make_bind = make_bind
     try:
+        for key in guarded(partial(known_binds, request)):
+            guarded(partial(bind_database, state, key))
         yield database
     finally:
-        try:
-            database.teardown()
-        except AlchemyError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        errors = []
+        for each in [*state.binds.values(), database]:
+            try:
+                each.teardown()
+            except AlchemyError as exc:
+                errors.append(str(exc))
+        state.make_bind = None
+        if errors:
+            pytest.fail("\n".join(errors), pytrace=False)
 
 
 def _prepare_hook(function: Any, path: str | None) -> PrepareHook | None:
@@ -266,6 +293,9 @@ def _alchemy_isolation(request: pytest.FixtureRequest) -> Iterator[RunIsolation]
                 [factory for factory, _ in factories],
                 lock_timeout=settings.lock_timeout,
                 redirect=redirect,
+                bind_databases=lambda: dict(state.binds),
+                bind_database=partial(bind_database, state),
+                group_build=isinstance(database.schema, FlaskMigrateSchema),
             )
         )
         state.isolation = isolation

@@ -21,14 +21,13 @@ from .._settings import import_object
 from ..integrations._engines import engines_created
 from ..integrations.flask import (
     ConfigPin,
-    binds_not_supported,
     check_engines,
     make_app,
     metadata_of,
 )
-from ..schema import MetadataSchema, SchemaSource
+from ..schema import MetadataSchema, NoSchema, SchemaSource
 from ._isolation import RunIsolation
-from ._state import RunState, guarded, state_of, stop, test_url
+from ._state import RunState, bind_database, guarded, state_of, stop, test_url
 
 
 def install_flask(state: RunState) -> None:
@@ -40,30 +39,34 @@ def install_flask(state: RunState) -> None:
     state.flask_pin = pin
 
 
-def _current_url(state: RunState) -> URL:
-    """The test database's URL: the name the run took, once it took one."""
-    if state.database is not None:
+def _current_url(state: RunState, bind: str | None) -> URL:
+    """The URL of the test database of ``bind`` (None: the default one): the name the
+    run took, once it took one."""
+    if state.database is None:
+        return test_url(state, bind)
+    if bind is None:
         return state.database.url
-    return test_url(state)
+    return bind_database(state, bind).url
 
 
-def _engine_created(state: RunState, engine: Engine) -> None:
+def _engine_created(state: RunState, engine: Engine, bind: str | None) -> None:
     isolation = state.isolation
     if isolation is None:
-        state.pending_engines.append(engine)
-    elif not isolation.router.plugin_connected():  # not one made to build the schema
-        isolation.adopt(engine, _label(state))
+        state.pending_engines.append((engine, bind))
+    elif not isolation.plugin_connected():  # not one made to build the schema
+        isolation.adopt(engine, _label(state, bind), bind)
 
 
-def _label(state: RunState) -> str:
-    return f"an engine of the app made by alchemy_flask_app = {state.settings.flask_app}"
+def _label(state: RunState, bind: str | None) -> str:
+    which = "an engine" if bind is None else f"the engine of bind {bind!r}"
+    return f"{which} of the app made by alchemy_flask_app = {state.settings.flask_app}"
 
 
 def adopt_pending(state: RunState, isolation: RunIsolation) -> None:
     """Route the engines made before the isolation started (apps built at import)."""
     engines, state.pending_engines = state.pending_engines, []
-    for engine in engines:
-        guarded(partial(isolation.adopt, engine, _label(state)))
+    for engine, bind in engines:
+        guarded(partial(isolation.adopt, engine, _label(state, bind), bind))
 
 
 # -- settings as override points ------------------------------------------------------------
@@ -141,7 +144,7 @@ def _alchemy_flask_app(request: pytest.FixtureRequest) -> Iterator[Any]:
             args,
             kwargs,
             setting=setting,
-            test_urls=database.candidate_urls(),
+            test_urls=partial(_test_urls, state),
             describe=database.provisioner.describe_connect_args,
         )
 
@@ -149,9 +152,43 @@ def _alchemy_flask_app(request: pytest.FixtureRequest) -> Iterator[Any]:
         schema.make_app = build
     guarded(isolation.setup)
     app = guarded(build)
-    _check_binds(state, setting)
-    guarded(partial(check_engines, app, db, setting, isolation.router.is_routed))
+    guarded(isolation.setup)  # bind keys first seen in the factory's config
+    guarded(partial(check_engines, app, db, setting, isolation.is_routed))
     yield app
+
+
+def _test_urls(state: RunState) -> list[URL]:
+    """Every URL the run's test databases may have (each candidate name of each)."""
+    databases = [state.database, *state.binds.values()]
+    return [url for each in databases if each is not None for url in each.candidate_urls()]
+
+
+def known_binds(request: pytest.FixtureRequest) -> list[str]:
+    """The bind keys known before any app is made: those of the models imported so far
+    (Flask-SQLAlchemy keeps a MetaData per bind key) and of ``alchemy_bind_urls``."""
+    state = state_of(request.config)
+    keys = set(state.settings.bind_urls)
+    if state.settings.flask_db:
+        db = request.getfixturevalue("alchemy_flask_db")
+        keys.update(str(key) for key in db.metadatas if key is not None)
+    if state.flask_pin is not None:
+        keys.update(state.flask_pin.binds)
+    return sorted(keys)
+
+
+def bind_schema(request: pytest.FixtureRequest, schema: SchemaSource, key: str) -> SchemaSource:
+    """A further bind's schema: migrated by the default bind's build (Flask-Migrate),
+    or ``create_all`` of the MetaData of its models."""
+    from ..integrations._flask_migrate import FlaskMigrateSchema, GroupMember
+
+    if isinstance(schema, FlaskMigrateSchema):
+        return GroupMember(schema, key)
+    state = state_of(request.config)
+    if not state.settings.flask_db:
+        return NoSchema()
+    db = request.getfixturevalue("alchemy_flask_db")
+    setting = f"alchemy_flask_db = {state.settings.flask_db}"
+    return MetadataSchema(metadata_of(db, key), f"{setting}, bind {key!r}")
 
 
 def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaSource:
@@ -164,7 +201,7 @@ def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaS
     db_setting = f"alchemy_flask_db = {state.settings.flask_db}"
     directory = None if no_migrations else find_migrations(db)
     if directory is None:
-        return MetadataSchema(guarded(partial(metadata_of, db, db_setting)), db_setting)
+        return MetadataSchema(metadata_of(db, None), db_setting)
     factory = request.getfixturevalue("alchemy_flask_app")
 
     def default_app() -> Any:  # when a test asks for db_engine before any app was made
@@ -175,17 +212,13 @@ def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaS
             (),
             {},
             setting=_setting(state),
-            test_urls=database.candidate_urls(),
+            test_urls=partial(_test_urls, state),
             describe=database.provisioner.describe_connect_args,
         )
 
-    return FlaskMigrateSchema(directory, _setting(state), default_app)
-
-
-def _check_binds(state: RunState, setting: str) -> None:
-    pin = state.flask_pin
-    if pin is not None and pin.binds:
-        stop(SettingError(binds_not_supported(sorted(pin.binds), setting)))
+    schema = FlaskMigrateSchema(directory, _setting(state), default_app)
+    schema.bind_urls = partial(_test_urls, state)
+    return schema
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def _undo_failed_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fixtu
         return
     scope = state.scopes.existing(request.node)
     if scope is not None:
-        state.isolation.ledger.restart_scope(scope, fixturedef.argname, "set up and failed")
+        state.isolation.restart_scope(scope, fixturedef.argname, "set up and failed")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -120,7 +120,7 @@ def pytest_fixture_post_finalizer(
         return  # the scope ends: pytest_runtest_teardown rolls it back
     scope = state.scopes.existing(request.node)
     if scope is not None:
-        state.isolation.ledger.restart_scope(scope, fixturedef.argname)
+        state.isolation.restart_scope(scope, fixturedef.argname)
 
 
 def _end_scopes(state: RunState, ended: list[Scope]) -> None:
@@ -132,7 +132,7 @@ def _end_scopes(state: RunState, ended: list[Scope]) -> None:
             for factory in isolation.scoped:
                 factory.remove()
             for scope in ended:
-                isolation.ledger.end_scope(scope)
+                isolation.end_scope(scope)
     finally:
         for scope in ended:
             scope.alive = False

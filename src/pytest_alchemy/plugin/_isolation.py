@@ -1,26 +1,95 @@
-"""The run's isolation: one shared connection to the test database, its ledger of scope
-layers, and every routed engine, from the first test that needs them to the end."""
+"""The run's isolation: one shared connection to each test database, its ledger of scope
+layers, and every routed engine, from the first test that needs them to the end.
+
+A run has one test database, plus one per further Flask-SQLAlchemy bind key
+(``SQLALCHEMY_BINDS``). Each has its own ledger and router; all of them follow the same
+pytest scopes, so the pytest hooks end, restart and report scopes on every one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from .._database import TestDatabase
 from .._errors import IsolationError, SettingError
 from .._routing import EngineRedirect
 from ..isolation import Ledger, Router, SessionFactory, driver_for
+from ..isolation._scope import Scope
 from ..schema import aimed_at
 from ._scopes import ScopeTracker
 
 
+class _Bind:
+    """One test database's shared connection, ledger and router."""
+
+    def __init__(
+        self,
+        database: TestDatabase,
+        primary: Engine,
+        scopes: ScopeTracker,
+        *,
+        lock_timeout: float,
+        setup: Callable[[], object],
+        redirect: EngineRedirect | None,
+    ) -> None:
+        self.database = database
+        self.primary = primary
+        self.redirect = redirect
+        self._setup = setup
+        self._stack = ExitStack()
+        real_pool = Router.real_pool(primary)
+        self._stack.callback(real_pool.dispose)
+        if redirect is not None:
+            self._stack.callback(redirect.close)
+        self.ledger = Ledger(
+            lambda: self._connect(real_pool),
+            driver_for(primary.dialect),
+            root=scopes.root,
+            context=scopes.current,
+            on_breach=lambda reason: database.mark_dirty(),
+            lock_timeout=lock_timeout,
+            thread_origin=scopes.thread_origin,
+        )
+        self.router = Router(self.ledger)
+        self._stack.callback(self.ledger.close)
+        self._stack.callback(self.router.close)
+        self.router.route(database.engine, "db_engine")
+        self.router.label_sessions()
+        # Every name this run may take, not only the one it claimed: an engine made from
+        # the primary URL (alchemy_url_env is set before the claim) must not reach the
+        # database of the run that holds that name.
+        candidates = database.candidate_urls()
+        self.router.guard(
+            lambda dialect, cargs, cparams: any(
+                aimed_at(dialect, cargs, cparams, url) for url in candidates
+            )
+        )
+
+    def _connect(self, real_pool: Any) -> Any:
+        with self.router.plugin_connections():
+            self._setup()
+            self.router.initialize_dialects()
+            return real_pool.connect()
+
+    def adopt(self, engine: Engine, label: str) -> None:
+        if self.redirect is not None:
+            self.redirect.add(engine, label)
+        RunIsolation._check_drivers([(self.primary, "the test database"), (engine, label)])
+        self.router.route(engine, label)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
 class RunIsolation:
     """Routes the test database's engine and the application's engines and sessionmakers
-    into one :class:`~pytest_alchemy.isolation.Ledger` until :meth:`close`.
+    into one :class:`~pytest_alchemy.isolation.Ledger` until :meth:`close` (and the
+    engines of each further bind into that bind's own ledger).
 
     The shared connection comes from the application's first engine when there is one,
     so that its own listeners, dialect options and connection set-up apply, as in
@@ -36,62 +105,107 @@ class RunIsolation:
         *,
         lock_timeout: float,
         redirect: EngineRedirect | None = None,
+        bind_databases: Callable[[], dict[str, TestDatabase]] = dict,
+        bind_database: Callable[[str], TestDatabase] | None = None,
+        group_build: bool = False,
     ) -> None:
         self.database = database
-        self._redirect = redirect
         self.primary = app_engines[0][0] if app_engines else database.engine
-        engines = [(database.engine, "db_engine"), *app_engines]
-        self._check_drivers(engines)
-        self._stack = ExitStack()
-        real_pool = Router.real_pool(self.primary)
-        self._stack.callback(real_pool.dispose)
-        self.ledger = Ledger(
-            lambda: self._connect(real_pool),
-            driver_for(self.primary.dialect),
-            root=scopes.root,
-            context=scopes.current,
-            on_breach=lambda reason: database.mark_dirty(),
+        self._check_drivers([(database.engine, "db_engine"), *app_engines])
+        self._scopes = scopes
+        self._lock_timeout = lock_timeout
+        #: The further binds' test databases (Flask-SQLAlchemy bind keys), by key, and
+        #: the one of a key (made when first asked for).
+        self._bind_databases = bind_databases
+        self._bind_database = bind_database or (lambda key: bind_databases()[key])
+        #: Whether one build makes every bind's schema (Flask-Migrate's multiple-database
+        #: migrations): then the binds are set up before the default one.
+        self._group_build = group_build
+        self._default = _Bind(
+            database,
+            self.primary,
+            scopes,
             lock_timeout=lock_timeout,
-            thread_origin=scopes.thread_origin,
+            setup=self.setup,
+            redirect=redirect,
         )
-        router = Router(self.ledger)
-        self.router = router
-        self._stack.callback(self.ledger.close)
-        self._stack.callback(router.close)
-        for engine, label in engines:
-            router.route(engine, label)
-        router.label_sessions()
-        # Every name this run may take, not only the one it claimed: an engine made from
-        # the primary URL (alchemy_url_env is set before the claim) must not reach the
-        # database of the run that holds that name.
-        candidates = database.candidate_urls()
-        router.guard(
-            lambda dialect, cargs, cparams: any(
-                aimed_at(dialect, cargs, cparams, url) for url in candidates
-            )
-        )
+        self._binds: dict[str, _Bind] = {}
+        self.ledger = self._default.ledger
+        self.router = self._default.router
+        for engine, label in app_engines:
+            self.router.route(engine, label)
         for factory in factories:
-            router.route_sessionmaker(factory, self.primary)
-        self.scoped = router.scoped
+            self.router.route_sessionmaker(factory, self.primary)
 
-    def _connect(self, real_pool: Any) -> Any:
-        with self.router.plugin_connections():
-            self.database.setup()
-            self.router.initialize_dialects()
-            return real_pool.connect()
+    # -- binds --------------------------------------------------------------------------
 
-    def adopt(self, engine: Engine, label: str) -> None:
+    def bind(self, key: str | None) -> _Bind:
+        """The ledger and router of bind ``key`` (None: the default one)."""
+        if key is None:
+            return self._default
+        found = self._binds.get(key)
+        if found is None:
+            database = self._bind_database(key)
+            redirect = EngineRedirect(
+                database.url,
+                database.setup,
+                database.provisioner.shared_connect_args(),
+                current_url=lambda: database.url,
+            )
+            found = _Bind(
+                database,
+                database.engine,
+                self._scopes,
+                lock_timeout=self._lock_timeout,
+                setup=self.setup,
+                redirect=redirect,
+            )
+            self._binds[key] = found
+        return found
+
+    def _all(self) -> list[_Bind]:
+        return [self._default, *self._binds.values()]
+
+    def adopt(self, engine: Engine, label: str, key: str | None = None) -> None:
         """Route an engine made after the run started (by an app factory) as the
-        listed ones are: its connections go to the test database, into the ledger."""
-        if self._redirect is not None:
-            self._redirect.add(engine, label)
-        self._check_drivers([(self.primary, "the test database"), (engine, label)])
-        self.router.route(engine, label)
+        listed ones are: its connections go to bind ``key``'s test database, into that
+        bind's ledger."""
+        self.bind(key).adopt(engine, label)
+
+    def is_routed(self, engine: Engine) -> bool:
+        return any(bind.router.is_routed(engine) for bind in self._all())
+
+    def plugin_connected(self) -> bool:
+        """Whether this thread is making the plugin's own connections (building)."""
+        return self.router.plugin_connected()
+
+    # -- life ---------------------------------------------------------------------------
 
     def setup(self) -> Engine:
-        """The test database's engine, the database created and built on first use."""
+        """The test database's engine, every test database created and built on first
+        use (the binds' first when one build makes them all, so that it finds them)."""
         with self.router.plugin_connections():
-            return self.database.setup()
+            binds = self._bind_databases()
+            if self._group_build:
+                for key, database in binds.items():
+                    database.setup()
+                    if not database.reused and not self.database.is_set_up:
+                        # The default bind's build migrates every bind: it must run.
+                        self.database.recreate = True
+                        self.database.recreate_reason = (
+                            f"the test database of bind {key!r} was made anew, and one "
+                            "upgrade migrates every bind"
+                        )
+                try:
+                    return self.database.setup()
+                except BaseException:
+                    for database in binds.values():
+                        database.mark_dirty()  # half-migrated: never reused
+                    raise
+            engine = self.database.setup()
+            for database in binds.values():
+                database.setup()
+            return engine
 
     @staticmethod
     def _check_drivers(engines: Sequence[tuple[Engine, str]]) -> None:
@@ -112,12 +226,52 @@ class RunIsolation:
         self.router.session_labels[id(session)] = label
         return session
 
+    def label_session(self, session: Session, label: str) -> None:
+        for bind in self._all():
+            bind.router.session_labels[id(session)] = label
+
     def forget_session(self, session: Session) -> None:
-        self.router.session_labels.pop(id(session), None)
+        for bind in self._all():
+            bind.router.session_labels.pop(id(session), None)
+
+    # -- scopes, for the pytest hooks -----------------------------------------------------
+
+    @property
+    def scoped(self) -> list[scoped_session[Any]]:
+        return self.router.scoped
+
+    def restart_scope(self, scope: Scope, fixture: str, why: str | None = None) -> None:
+        self._each(
+            lambda bind: (
+                bind.ledger.restart_scope(scope, fixture)
+                if why is None
+                else bind.ledger.restart_scope(scope, fixture, why)
+            )
+        )
+
+    def end_scope(self, scope: Scope) -> None:
+        self._each(lambda bind: bind.ledger.end_scope(scope))
+
+    def _each(self, action: Callable[[_Bind], object]) -> None:
+        """``action`` on every bind, even when one raises; the first error is raised."""
+        error: BaseException | None = None
+        for bind in self._all():
+            try:
+                action(bind)
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def take_deferred(self) -> list[IsolationError]:
-        errors, self.ledger.deferred[:] = list(self.ledger.deferred), []
+        errors: list[IsolationError] = []
+        for bind in self._all():
+            errors.extend(bind.ledger.deferred)
+            bind.ledger.deferred[:] = []
         return errors
 
     def close(self) -> None:
-        self._stack.close()
+        stack = ExitStack()
+        for bind in self._all():
+            stack.callback(bind.close)
+        stack.close()

@@ -97,6 +97,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="session",
     )
     parser.addini(
+        "alchemy_bind_urls",
+        "key = url, one a line: the base URL of a Flask-SQLAlchemy bind's test database "
+        "(default: the run's base URL, the database named test_<base>_<key>).",
+        type="linelist",
+    )
+    parser.addini(
         "alchemy_factories",
         "factory_boy / polyfactory SQLAlchemy factories (package.module:Factory, or "
         "package.module for all it defines), one a line, bound to db_session in each test.",
@@ -193,13 +199,16 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    """One line on what the run did to its test database (created, rebuilt and why, or
-    reused); nothing when no test used one. Under xdist each worker has its own database
+    """One line on what the run did to each test database (created, rebuilt and why, or
+    reused): the run's, and one per further Flask-SQLAlchemy bind; nothing when no test
+    used one. Under xdist each worker has its own database
     and the controller none, so nothing is shown there."""
     state = config.stash.get(STATE, None)
-    database = state.database if state is not None else None
-    if database is None or database.outcome is None:
+    if state is None:
         return
-    terminalreporter.write_line(
-        f"alchemy: {database.backend} test database {render_url(database.url)} {database.outcome}"
-    )
+    for database in [state.database, *state.binds.values()]:
+        if database is not None and database.outcome is not None:
+            terminalreporter.write_line(
+                f"alchemy: {database.backend} test database {render_url(database.url)} "
+                f"{database.outcome}"
+            )

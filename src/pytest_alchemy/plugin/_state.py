@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from sqlalchemy.engine import URL, Engine
 from .._database import TestDatabase
 from .._errors import AlchemyError, SettingError
 from .._settings import Settings
+from .._urls import parse_url
 from ._scopes import ScopeTracker
 
 if TYPE_CHECKING:
@@ -40,7 +42,11 @@ class RunState:
     installed: ExitStack = field(default_factory=ExitStack)
     #: Engines made from a pinned URL before the isolation started (an app built at
     #: import), routed when it starts.
-    pending_engines: list[Engine] = field(default_factory=list)
+    pending_engines: list[tuple[Engine, str | None]] = field(default_factory=list)
+    #: The test databases of further binds (Flask-SQLAlchemy bind keys), by key.
+    binds: dict[str, TestDatabase] = field(default_factory=dict)
+    #: Makes the test database of a bind key (set by the database fixture).
+    make_bind: Callable[[str], TestDatabase] | None = None
     #: The pinning of Flask apps' configs, when alchemy_flask_app is set.
     flask_pin: ConfigPin | None = None
 
@@ -60,16 +66,42 @@ def worker_suffix() -> str:
     return f"_{worker}" if worker else ""
 
 
-def test_url(state: RunState) -> URL:
-    """The test database's URL as the settings give it (nothing is connected)."""
+def test_url(state: RunState, bind: str | None = None) -> URL:
+    """The URL of the test database (of bind ``bind``) as the settings give it (nothing
+    is connected)."""
     settings = state.settings
+    url, source = bind_base(settings, bind)
     database = TestDatabase(
-        settings.url,
-        source=settings.url_source,
-        sqlite_dir=settings.sqlite_dir,
-        suffix=state.suffix,
+        url, source=source, sqlite_dir=settings.sqlite_dir, suffix=bind_suffix(state, bind)
     )
     return database.url
+
+
+def bind_database(state: RunState, bind: str) -> TestDatabase:
+    """The test database of bind ``bind``, made on first need (not set up)."""
+    found = state.binds.get(bind)
+    if found is None:
+        if state.make_bind is None:  # pragma: no cover - the database fixture sets it
+            raise RuntimeError("pytest-alchemy: no test database yet")
+        found = state.binds[bind] = state.make_bind(bind)
+    return found
+
+
+def bind_base(settings: Settings, bind: str | None) -> tuple[URL, str]:
+    """The base URL of bind ``bind``'s test database, and the setting it comes from:
+    its ``alchemy_bind_urls`` entry, else the run's base URL."""
+    if bind is not None and bind in settings.bind_urls:
+        source = f"alchemy_bind_urls entry {bind!r}"
+        return parse_url(settings.bind_urls[bind], source), source
+    return settings.url, settings.url_source
+
+
+def bind_suffix(state: RunState, bind: str | None) -> str:
+    """``_<bind key>`` (characters other than letters, digits and ``_`` replaced by
+    ``_``) before the xdist worker's suffix; only the latter for the default bind."""
+    if bind is None:
+        return state.suffix
+    return f"_{re.sub(r'[^A-Za-z0-9_]', '_', bind)}{state.suffix}"
 
 
 def stop(exc: AlchemyError) -> NoReturn:

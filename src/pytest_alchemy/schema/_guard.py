@@ -22,11 +22,15 @@ class ForeignConnectionRefused(Exception):
 
 
 @contextmanager
-def only_connections_to(test_url: URL, provisioner: Provisioner) -> Iterator[None]:
-    """While inside, refuse every new DBAPI connection not aimed at ``test_url``."""
+def only_connections_to(
+    test_url: URL, provisioner: Provisioner, also: Sequence[URL] = ()
+) -> Iterator[None]:
+    """While inside, refuse every new DBAPI connection not aimed at ``test_url`` (or at
+    one of ``also``: the other test databases one build migrates)."""
+    urls = [test_url, *also]
 
     def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
-        if not aimed_at(dialect, cargs, cparams, test_url):
+        if not any(aimed_at(dialect, cargs, cparams, url) for url in urls):
             raise ForeignConnectionRefused(provisioner.describe_connect_args(cargs, cparams))
 
     event.listen(Engine, "do_connect", guard)
