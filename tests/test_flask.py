@@ -201,6 +201,68 @@ def test_a_bind_on_another_server(project: Project) -> None:
     assert "sqlite test database" in output(result)
 
 
+LITE_APP = """
+from flask import Flask, jsonify, request
+from flask_sqlalchemy_lite import SQLAlchemy
+from sqlalchemy import String, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+
+db = SQLAlchemy()
+
+
+def create_app():
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_ENGINES"] = {"default": "sqlite:///dev.db"}
+    db.init_app(app)
+
+    @app.post("/items")
+    def add():
+        db.session.add(Item(name=request.json["name"]))
+        db.session.commit()
+        return jsonify(count=db.session.scalar(select(func.count()).select_from(Item)))
+
+    return app
+"""
+
+
+@pytest.mark.backends("sqlite", "mariadb")
+def test_flask_sqlalchemy_lite(project: Project) -> None:
+    project.write("myapp.py", LITE_APP)
+    project.ini(
+        alchemy_flask_app="myapp:create_app",
+        alchemy_flask_db="myapp:db",
+        alchemy_metadata="myapp:Base",
+    )
+    project.write(
+        "test_lite.py",
+        """
+        from myapp import Item, db
+
+        def test_commit(flask_client, db_session):
+            assert flask_client.post("/items", json={"name": "a"}).json == {"count": 1}
+            assert db_session is db.session
+            assert db_session.query(Item).count() == 1
+
+        def test_rolled_back(db_session):
+            assert db_session.query(Item).count() == 0
+        """,
+    )
+    project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=2)
+    assert project.query("SELECT count(*) FROM item") == [(0,)]
+    assert not list(project.path.rglob("*.db")) and not (project.path / "instance").exists()
+
+
 # -- Flask-Migrate ------------------------------------------------------------------------
 
 MIGRATE_APP = (

@@ -29,11 +29,12 @@ from ..schema._imports import own_sources
 from ..schema._source import Fingerprint, digest, libraries
 
 
-def find_migrations(db: Any) -> Path | None:
+def find_migrations(db: Any, roots: Sequence[Path]) -> Path | None:
     """The migrations directory Flask-Migrate would use, when it holds an env.py: the
     ``directory`` of a ``flask_migrate.Migrate`` object kept at module level by the
-    application, else ``migrations`` (Flask-Migrate's default); relative to the current
-    directory, as Flask-Migrate resolves it."""
+    application, else ``migrations`` (Flask-Migrate's default); a relative one is looked
+    for under each of ``roots`` in turn (the current directory first, as Flask-Migrate
+    resolves it; then the project's, so that pytest run from elsewhere finds it too)."""
     try:
         from flask_migrate import Migrate
     except ImportError:
@@ -46,9 +47,10 @@ def find_migrations(db: Any) -> Path | None:
             if isinstance(value, Migrate) and getattr(value, "db", db) in (db, None):
                 directories.insert(0, str(value.directory))
     for directory in directories:
-        path = Path(directory).resolve()
-        if (path / "env.py").is_file():
-            return path
+        for root in roots:
+            path = (root / directory).resolve()
+            if (path / "env.py").is_file():
+                return path
     return None
 
 

@@ -32,6 +32,10 @@ from ._engines import tagged
 URI = "SQLALCHEMY_DATABASE_URI"
 BINDS = "SQLALCHEMY_BINDS"
 ENGINE_OPTIONS = "SQLALCHEMY_ENGINE_OPTIONS"
+#: Flask-SQLAlchemy-Lite's engines: name to URL or options, "default" the default one.
+ENGINES = "SQLALCHEMY_ENGINES"
+PINNED = (URI, BINDS, ENGINE_OPTIONS, ENGINES)
+LITE_DEFAULT = "default"
 
 
 class ConfigPin:
@@ -55,10 +59,11 @@ class ConfigPin:
         """What the config stores when ``value`` is written to ``key``."""
         if key == URI:
             return self.uri()
-        if key == BINDS and isinstance(value, Mapping):
+        if key in (BINDS, ENGINES) and isinstance(value, Mapping):
+            default = LITE_DEFAULT if key == ENGINES else None
             pinned = {}
             for bind, options in value.items():
-                if bind is None:
+                if bind is None or bind == default:
                     url = self.uri()
                 else:
                     self.binds.add(str(bind))
@@ -102,6 +107,11 @@ def _pinned_class(base: type[dict[str, Any]], pin: ConfigPin) -> type:
         self[key] = base.__getitem__(self, key) if key in self else default
         return base.__getitem__(self, key)
 
+    def get(self: Any, key: str, default: Any = None) -> Any:
+        if key in PINNED and key in self:  # pinned again: a nested write may have changed it
+            self[key] = base.__getitem__(self, key)
+        return base.get(self, key, default)
+
     def __ior__(self: Any, other: Any) -> Any:
         self.update(other)
         return self
@@ -110,6 +120,7 @@ def _pinned_class(base: type[dict[str, Any]], pin: ConfigPin) -> type:
         "__setitem__": __setitem__,
         "update": update,
         "setdefault": setdefault,
+        "get": get,
         "__ior__": __ior__,
         "__module__": base.__module__,
     }
@@ -133,7 +144,10 @@ def check_app_or_factory(obj: Any, setting: str) -> Any:
 
 
 def check_db(obj: Any, setting: str) -> Any:
-    """The Flask-SQLAlchemy extension. Raises SettingError for anything else."""
+    """The Flask-SQLAlchemy (or Flask-SQLAlchemy-Lite) extension. Raises SettingError
+    for anything else."""
+    if is_lite(obj):
+        return obj
     try:
         from flask_sqlalchemy import SQLAlchemy
     except ImportError:
@@ -149,6 +163,21 @@ def check_db(obj: Any, setting: str) -> Any:
         "extension.\nFix: name the extension object (db = SQLAlchemy(), e.g. "
         "package.extensions:db)."
     )
+
+
+def is_lite(db: Any) -> bool:
+    """Whether ``db`` is Flask-SQLAlchemy-Lite's extension (engines in
+    ``SQLALCHEMY_ENGINES``, no models of its own, ``db.session`` a Session)."""
+    return any(
+        cls.__module__.startswith("flask_sqlalchemy_lite") and cls.__name__ == "SQLAlchemy"
+        for cls in type(db).__mro__
+    )
+
+
+def session_of(db: Any) -> Any:
+    """The session the app's code uses in the current app context: ``db.session()``
+    (a scoped_session's) with Flask-SQLAlchemy, ``db.session`` with Flask-SQLAlchemy-Lite."""
+    return db.session if is_lite(db) else db.session()
 
 
 def metadata_of(db: Any, key: str | None) -> Any:

@@ -23,6 +23,7 @@ from .._routing import EngineRedirect
 from .._settings import as_engine, as_metadata, as_session_factory, import_object, load_engine
 from .._urls import parse_url
 from ..integrations._flask_migrate import FlaskMigrateSchema
+from ..integrations.flask import is_lite
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from ..schema._prepare import PrepareFunction, PrepareHook
 from ._flask import adopt_pending, bind_schema, flask_schema, flask_session, known_binds
@@ -134,7 +135,7 @@ def _alchemy_schema(
             ini = Path(alchemy_alembic_ini)
             shown = settings.alembic_ini if ini == settings.alembic_ini else ini
             return AlembicSchema(ini, f"alchemy_alembic_ini = {shown}")
-        if settings.flask_db:
+        if settings.flask_db and not is_lite(request.getfixturevalue("alchemy_flask_db")):
             return flask_schema(request, alchemy_no_migrations)
         if alchemy_metadata is not None:
             where = settings.metadata or "the alchemy_metadata fixture"

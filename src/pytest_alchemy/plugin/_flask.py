@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,10 @@ from ..integrations._engines import engines_created
 from ..integrations.flask import (
     ConfigPin,
     check_engines,
+    is_lite,
     make_app,
     metadata_of,
+    session_of,
 )
 from ..schema import MetadataSchema, NoSchema, SchemaSource
 from ._isolation import RunIsolation
@@ -170,7 +173,8 @@ def known_binds(request: pytest.FixtureRequest) -> list[str]:
     keys = set(state.settings.bind_urls)
     if state.settings.flask_db:
         db = request.getfixturevalue("alchemy_flask_db")
-        keys.update(str(key) for key in db.metadatas if key is not None)
+        if not is_lite(db):
+            keys.update(str(key) for key in db.metadatas if key is not None)
     if state.flask_pin is not None:
         keys.update(state.flask_pin.binds)
     return sorted(keys)
@@ -184,9 +188,9 @@ def bind_schema(request: pytest.FixtureRequest, schema: SchemaSource, key: str) 
     if isinstance(schema, FlaskMigrateSchema):
         return GroupMember(schema, key)
     state = state_of(request.config)
-    if not state.settings.flask_db:
+    db = request.getfixturevalue("alchemy_flask_db") if state.settings.flask_db else None
+    if db is None or is_lite(db):
         return NoSchema()
-    db = request.getfixturevalue("alchemy_flask_db")
     setting = f"alchemy_flask_db = {state.settings.flask_db}"
     return MetadataSchema(metadata_of(db, key), f"{setting}, bind {key!r}")
 
@@ -199,7 +203,9 @@ def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaS
     state = state_of(request.config)
     db = request.getfixturevalue("alchemy_flask_db")
     db_setting = f"alchemy_flask_db = {state.settings.flask_db}"
-    directory = None if no_migrations else find_migrations(db)
+    config = request.config
+    roots = [Path.cwd(), *([config.inipath.parent] if config.inipath else []), config.rootpath]
+    directory = None if no_migrations else find_migrations(db, roots)
     if directory is None:
         return MetadataSchema(metadata_of(db, None), db_setting)
     factory = request.getfixturevalue("alchemy_flask_app")
@@ -253,5 +259,4 @@ def flask_client(flask_app: Any) -> Any:
 def flask_session(request: pytest.FixtureRequest) -> Any:
     """``db.session()`` in the test's app context: the session the app's code uses."""
     request.getfixturevalue("flask_app")
-    db = request.getfixturevalue("alchemy_flask_db")
-    return db.session()
+    return session_of(request.getfixturevalue("alchemy_flask_db"))
