@@ -184,6 +184,22 @@ def test_every_bind_gets_its_own_isolated_test_database(project: Project) -> Non
     assert project.databases() == set()
 
 
+@pytest.mark.backends("sqlite")
+def test_a_bind_whose_server_is_down_is_named(project: Project) -> None:
+    project.write("myapp.py", BINDS_APP)
+    project.ini(
+        alchemy_flask_app="myapp:create_bound_app",
+        alchemy_flask_db="myapp:db",
+        alchemy_bind_urls="audit = postgresql+psycopg://postgres@127.0.0.1:1/audit",
+    )
+    project.write("test_app.py", BINDS_TESTS)
+    result = project.run()
+    assert result.ret != 0
+    text = output(result)
+    assert "alchemy_bind_urls entry 'audit'" in text and "127.0.0.1:1" in text, text
+    assert project.databases() == set()
+
+
 @pytest.mark.backends("postgresql")
 def test_a_bind_on_another_server(project: Project) -> None:
     project.write("myapp.py", BINDS_APP)
@@ -518,10 +534,13 @@ def test_pytest_flask_and_a_config_class_per_test_class(project: Project) -> Non
     project.run("-p", "no:randomly").assert_outcomes(passed=3)
 
 
-@pytest.mark.backends("sqlite")
-def test_flask_under_xdist(project: Project) -> None:
-    flask_project(project)
-    project.run("-n", "2", "-p", "no:randomly").assert_outcomes(passed=3)
+@pytest.mark.backends("sqlite", "mariadb")
+def test_flask_binds_under_xdist(project: Project) -> None:
+    project.write("myapp.py", BINDS_APP)
+    project.ini(alchemy_flask_app="myapp:create_bound_app", alchemy_flask_db="myapp:db")
+    project.write("test_app.py", BINDS_TESTS)
+    project.write("test_more.py", BINDS_TESTS)
+    project.run("-n", "2", "-p", "no:randomly").assert_outcomes(passed=4)
     assert project.databases() == set()
 
 
