@@ -38,3 +38,11 @@ def upgrade_() -> None:
 
 def downgrade_() -> None:
     op.drop_table("categories")
+
+
+def upgrade_audit() -> None:
+    pass
+
+
+def downgrade_audit() -> None:
+    pass

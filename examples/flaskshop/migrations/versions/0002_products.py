@@ -46,3 +46,11 @@ def upgrade_() -> None:
 
 def downgrade_() -> None:
     op.drop_table("products")
+
+
+def upgrade_audit() -> None:
+    pass
+
+
+def downgrade_audit() -> None:
+    pass
