@@ -1,4 +1,7 @@
-"""${message}
+<%!
+import re
+
+%>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -19,9 +22,25 @@ branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 
-def upgrade() -> None:
-    ${upgrades if upgrades else "pass"}
+def upgrade(engine_name: str) -> None:
+    globals()[f"upgrade_{engine_name}"]()
 
 
-def downgrade() -> None:
-    ${downgrades if downgrades else "pass"}
+def downgrade(engine_name: str) -> None:
+    globals()[f"downgrade_{engine_name}"]()
+
+<%
+    from flask import current_app
+    db_names = [""] + list(current_app.config.get("SQLALCHEMY_BINDS") or {})
+%>
+## an upgrade_<name>() / downgrade_<name>() pair per database ("" is the default one)
+% for db_name in db_names:
+
+def upgrade_${db_name}() -> None:
+    ${context.get("%s_upgrades" % db_name, "pass")}
+
+
+def downgrade_${db_name}() -> None:
+    ${context.get("%s_downgrades" % db_name, "pass")}
+
+% endfor

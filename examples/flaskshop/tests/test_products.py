@@ -57,7 +57,12 @@ def test_nested_transaction_in_the_test(flask_app, category):
 
 
 def test_schema_comes_from_the_migrations_not_the_dev_database(flask_app, db_session):
-    assert db_session.execute(text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
+    # The multiple-database migrations ran on both databases, each with its own
+    # alembic_version table.
+    assert db_session.execute(text("SELECT version_num FROM alembic_version")).all() == [("0003",)]
+    with db.engines["audit"].connect() as audit:
+        assert audit.execute(text("SELECT version_num FROM alembic_version")).all() == [("0003",)]
     assert "flaskshop-dev" not in flask_app.config["SQLALCHEMY_DATABASE_URI"]
     assert "flaskshop-dev" not in str(db.engine.url)
+    assert "flaskshop-audit-dev" not in str(db.engines["audit"].url)
     assert Product.query.count() == 0

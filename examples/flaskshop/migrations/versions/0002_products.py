@@ -18,7 +18,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def upgrade() -> None:
+def upgrade(engine_name: str) -> None:
+    globals()[f"upgrade_{engine_name}"]()
+
+
+def downgrade(engine_name: str) -> None:
+    globals()[f"downgrade_{engine_name}"]()
+
+
+def upgrade_() -> None:
     op.create_table(
         "products",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -36,5 +44,13 @@ def upgrade() -> None:
     )
 
 
-def downgrade() -> None:
+def downgrade_() -> None:
     op.drop_table("products")
+
+
+def upgrade_audit() -> None:
+    pass
+
+
+def downgrade_audit() -> None:
+    pass

@@ -1,5 +1,6 @@
 """The shop's JSON API. Views commit their work, and turn a unique-constraint
-violation into a rolled-back 409."""
+violation into a rolled-back 409. Creating a product also writes an ``AuditEvent`` to
+the ``audit`` bind, in the same commit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
-from .models import Category, Product
+from .models import AuditEvent, Category, Product
 
 bp = Blueprint("shop", __name__)
 
@@ -59,6 +60,9 @@ def create_product(category_id: int) -> Any:
     category = db.get_or_404(Category, category_id)
     product = _product(category, _payload("sku", "name", "price_cents"))
     db.session.add(product)
+    # The audit bind's row goes in the same commit: db.session writes each model to
+    # its bind's database.
+    db.session.add(AuditEvent(action="product.created", product_sku=product.sku))
     try:
         db.session.commit()
     except IntegrityError:
