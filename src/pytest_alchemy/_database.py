@@ -289,8 +289,10 @@ class TestDatabase:
     def _rebuild_reason(self, marker: Marker, fingerprint: Fingerprint) -> str:
         if self._dirtied:
             return "a test committed to it for real"
-        if self.recreate:
-            return self.recreate_reason or "--alchemy-create-db"
+        if self.recreate and self.recreate_reason is None:
+            return "--alchemy-create-db"
+        if self.recreate and self.reuse and marker.fingerprint == fingerprint:
+            return self.recreate_reason or "--alchemy-create-db"  # its own reason otherwise
         if marker.fingerprint is None:  # half-built, or marked dirty
             return "left dirty by an earlier run"
         if self.reuse:
