@@ -714,3 +714,56 @@ def test_more_transaction_control_below_sqlalchemy(models_project: Project) -> N
     body = MORE_CONTROL[models_project.backend.name]
     write_tests(models_project, "test_more_control.py", body)
     run_and_check_empty(models_project, passed=body.count("def test_") + 1)
+
+
+# -- a forked process (pytest-flask's live_server, multiprocessing "fork") ------------------
+
+
+def test_a_forked_process_is_stopped_from_using_the_tests_connection(
+    models_project: Project,
+) -> None:
+    helper = """
+        import os
+        from sqlalchemy import select, text
+        from models import SessionLocal, User
+
+        def in_child(session):
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: a server process would do this in a request
+                os.close(read)
+                try:
+                    session.execute(text("SELECT 1"))
+                    message = "no error"
+                except Exception as exc:
+                    message = str(exc)
+                os.write(write, message.encode()[:2000])
+                os._exit(0)
+            os.close(write)
+            os.waitpid(pid, 0)
+            with os.fdopen(read) as pipe:
+                return pipe.read()
+        """
+    models_project.write(
+        "test_a_child_first.py",
+        helper
+        + """
+        def test_child_would_connect_first(db_session):
+            assert "forked from the pytest process" in in_child(SessionLocal())
+            assert db_session.scalars(select(User.email)).all() == []
+        """,
+    )
+    models_project.write(
+        "test_b_parent_first.py",
+        helper
+        + """
+        def test_parent_connected_first(db_session):
+            db_session.add(User(email="a@x"))
+            db_session.flush()
+            assert "forked from the pytest process" in in_child(db_session)
+            assert db_session.scalars(select(User.email)).all() == ["a@x"]
+        """,
+    )
+    result = models_project.run(*RUN, "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=2)
+    assert_all_empty(models_project)
