@@ -467,6 +467,51 @@ def test_flask_migrate_migrates_every_bind(project: Project) -> None:
     assert "rebuilt (the test database of bind 'audit' was made anew" in output(result)
 
 
+FACTORY_MIGRATE_APP = (
+    APP
+    + """
+
+from flask_migrate import Migrate
+
+
+def create_migrated_app(config=None):
+    app = create_app(config)
+    Migrate(app, db, directory="db/migrations")
+    return app
+
+
+def create_app_with(config):
+    return create_migrated_app(config)
+"""
+)
+
+
+@pytest.mark.backends("sqlite")
+def test_a_migrations_directory_set_in_the_factory(project: Project) -> None:
+    migrate_project(project)
+    (project.path / "db").mkdir()
+    (project.path / "migrations").rename(project.path / "db" / "migrations")
+    project.write("myapp.py", FACTORY_MIGRATE_APP)
+    project.run("-p", "no:randomly", "--alchemy-reuse-db").assert_outcomes(passed=3)
+    assert project.query("SELECT version_num FROM alembic_version") == [("0001",)]
+    # A factory that needs arguments cannot be asked before the build: a clear stop.
+    project.ini(alchemy_flask_app="myapp:create_app_with", alchemy_flask_db="myapp:db")
+    project.write(
+        "conftest.py",
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def alchemy_flask_app_args():
+            return ((None,), {})
+        """,
+    )
+    result = project.run("-p", "no:randomly", "--alchemy-create-db")
+    assert result.ret != 0
+    text = output(result)
+    assert "uses Flask-Migrate's migrations in" in text and "Migrate(directory=" in text, text
+
+
 @pytest.mark.backends("sqlite")
 def test_no_migrations_builds_from_the_models(project: Project) -> None:
     migrate_project(project, body="raise RuntimeError('must not run')")
@@ -547,6 +592,18 @@ def test_flask_binds_under_xdist(project: Project) -> None:
 # -- bad input -------------------------------------------------------------------------------
 
 BAD_FACTORIES = {
+    "creator": (
+        "from flask import Flask\n"
+        "from sqlalchemy import create_engine\n"
+        "from myapp import db\n"
+        "def create_app():\n"
+        "    app = Flask(__name__)\n"
+        "    other = create_engine('sqlite:///other.db')\n"
+        "    app.config['SQLALCHEMY_ENGINE_OPTIONS'] = {'creator': other.raw_connection}\n"
+        "    db.init_app(app)\n"
+        "    return app\n",
+        ["sets a 'creator' in SQLALCHEMY_ENGINE_OPTIONS", "connect_args"],
+    ),
     "raises": (
         "def create_app():\n    raise ValueError('no config here')\n",
         ["alchemy_flask_app = badapp:create_app raised ValueError: no config here"],

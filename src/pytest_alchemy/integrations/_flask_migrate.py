@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect, Engine
 
 from .._errors import AlchemyError
@@ -39,7 +40,7 @@ def find_migrations(db: Any, roots: Sequence[Path]) -> Path | None:
         from flask_migrate import Migrate
     except ImportError:
         return None
-    directories = ["migrations"]
+    directories = ["migrations"]  # Flask-Migrate's default
     for name, module in list(sys.modules.items()):
         if name.startswith(("flask_migrate", "_pytest", "pytest")):
             continue
@@ -52,6 +53,42 @@ def find_migrations(db: Any, roots: Sequence[Path]) -> Path | None:
             if (path / "env.py").is_file():
                 return path
     return None
+
+
+def migrations_of(app: Any, roots: Sequence[Path]) -> Path | None:
+    """The migrations directory of ``app``'s Flask-Migrate extension, when it holds an
+    env.py (a relative one looked for under each of ``roots``)."""
+    extension = app.extensions.get("migrate")
+    if extension is None:
+        return None
+    for root in roots:
+        path = (root / str(extension.directory)).resolve()
+        if (path / "env.py").is_file():
+            return path
+    return None
+
+
+def probe_migrations(make_app: Callable[[], Any], roots: Sequence[Path]) -> Path | None:
+    """The migrations directory of the app ``make_app()`` returns, with every database
+    connection refused while it runs (its engines are disposed after); None when it
+    raises (it needs arguments, or connects while it runs) or has no Flask-Migrate."""
+
+    def refuse(dialect: Dialect, conn_rec: Any, cargs: Any, cparams: Any) -> None:
+        raise ForeignConnectionRefused("any database, while the app's migrations are sought")
+
+    event.listen(Engine, "do_connect", refuse)
+    try:
+        app = make_app()
+    except BaseException:
+        return None
+    finally:
+        event.remove(Engine, "do_connect", refuse)
+    if not isinstance(getattr(app, "extensions", None), dict):
+        return None  # not a Flask app: making the real one says so
+    try:
+        return migrations_of(app, roots)
+    finally:
+        _dispose(app)
 
 
 class FlaskMigrateSchema:

@@ -51,6 +51,15 @@ class ConfigPin:
         self._url = url
         #: The bind keys apps were configured with.
         self.binds: set[str] = set()
+        #: Config keys whose engine options had a ``creator`` (removed: it would connect
+        #: wherever it likes).
+        self.creators: set[str] = set()
+
+    def _options(self, key: str, options: Mapping[str, Any], url: str) -> dict[str, Any]:
+        pinned = {**options, "url": url}
+        if pinned.pop("creator", None) is not None:
+            self.creators.add(key)
+        return pinned
 
     def uri(self, key: str | None = None) -> str:
         return tagged(self._url(key), key).render_as_string(hide_password=False)
@@ -61,17 +70,24 @@ class ConfigPin:
             return self.uri()
         if key in (BINDS, ENGINES) and isinstance(value, Mapping):
             default = LITE_DEFAULT if key == ENGINES else None
-            pinned = {}
+            pinned: dict[Any, Any] = {}
             for bind, options in value.items():
                 if bind is None or bind == default:
                     url = self.uri()
                 else:
                     self.binds.add(str(bind))
                     url = self.uri(str(bind))
-                pinned[bind] = {**options, "url": url} if isinstance(options, Mapping) else url
+                if isinstance(options, Mapping):
+                    pinned[bind] = self._options(f"{key}[{bind!r}]", options, url)
+                else:
+                    pinned[bind] = url
             return pinned
-        if key == ENGINE_OPTIONS and isinstance(value, Mapping) and "url" in value:
-            return {**value, "url": self.uri()}
+        if (
+            key == ENGINE_OPTIONS
+            and isinstance(value, Mapping)
+            and value.keys() & {"url", "creator"}
+        ):
+            return self._options(key, value, self.uri())
         return value
 
     @contextmanager
@@ -301,6 +317,22 @@ def check_engines(app: Any, db: Any, setting: str, routed: Callable[[Engine], bo
             raise SettingError(
                 f"pytest-alchemy: {bind} of the app made by {setting} has an engine "
                 f"pytest-alchemy did not see created ({render_url(engine.url)}); its "
-                "writes would not be rolled back.\nFix: let Flask-SQLAlchemy make the engine from "
-                f"app.config[{URI!r}] (no creator= or custom engine class)."
+                "writes would not be rolled back. Either the app was made before "
+                "pytest-alchemy was configured (imported by a plugin loaded before it: "
+                "-p, or an entry point), or its engine was not made from "
+                f"app.config[{URI!r}].\nFix: let the app be made by the factory named "
+                "in alchemy_flask_app (or imported by conftest.py or test modules), and "
+                "let Flask-SQLAlchemy make its engines from the config."
             )
+
+
+def check_creators(pin: ConfigPin, setting: str) -> None:
+    """Stop (SettingError) when an app's engine options had a ``creator``."""
+    if pin.creators:
+        raise SettingError(
+            f"pytest-alchemy: the app made by {setting} sets a 'creator' in "
+            f"{', '.join(sorted(pin.creators))}: a function that connects wherever it "
+            "likes, which pytest-alchemy cannot point at the test database; it was "
+            "removed before any engine used it, and the run stops.\nFix: let the engine "
+            "connect from the URL (driver options go in 'connect_args')."
+        )

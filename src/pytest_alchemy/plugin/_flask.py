@@ -9,6 +9,7 @@ every engine made from it is routed into the test's layered transactions as it i
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ from .._settings import import_object
 from ..integrations._engines import engines_created
 from ..integrations.flask import (
     ConfigPin,
+    check_creators,
     check_engines,
     is_lite,
     make_app,
@@ -54,6 +56,8 @@ def _current_url(state: RunState, bind: str | None) -> URL:
 
 def _engine_created(state: RunState, engine: Engine, bind: str | None) -> None:
     isolation = state.isolation
+    if state.probing:
+        return
     if isolation is None:
         state.pending_engines.append((engine, bind))
     elif not isolation.plugin_connected():  # not one made to build the schema
@@ -156,8 +160,55 @@ def _alchemy_flask_app(request: pytest.FixtureRequest) -> Iterator[Any]:
     guarded(isolation.setup)
     app = guarded(build)
     guarded(isolation.setup)  # bind keys first seen in the factory's config
+    if state.flask_pin is not None:
+        guarded(partial(check_creators, state.flask_pin, setting))
     guarded(partial(check_engines, app, db, setting, isolation.is_routed))
+    _check_migrations(request, app, schema, setting)
     yield app
+
+
+def _check_migrations(
+    request: pytest.FixtureRequest, app: Any, schema: SchemaSource, setting: str
+) -> None:
+    """An app with Flask-Migrate's migrations whose database was built from the models
+    (its directory was not found before the app was made): stop, rather than test a
+    schema the migrations do not make."""
+    from ..integrations._flask_migrate import FlaskMigrateSchema, migrations_of
+
+    if isinstance(schema, FlaskMigrateSchema) or request.getfixturevalue("alchemy_no_migrations"):
+        return
+    directory = migrations_of(app, _roots(request.config))
+    if directory is not None:
+        stop(
+            SettingError(
+                f"pytest-alchemy: the app made by {setting} uses Flask-Migrate's "
+                f"migrations in {directory}, which pytest-alchemy could not find before "
+                "the app was made (it looks at module-level Migrate objects, at "
+                "./migrations, and at an app made without arguments), so the test "
+                "database was built from the models instead.\nFix: make the Migrate "
+                f"object at module level (migrate = Migrate(directory={directory.name!r}"
+                ")), or build from the models on purpose with --alchemy-no-migrations."
+            )
+        )
+
+
+def _roots(config: pytest.Config) -> list[Path]:
+    """Where a relative migrations directory is looked for: the current directory (as
+    Flask-Migrate does), the ini file's and the rootdir."""
+    return [Path.cwd(), *([config.inipath.parent] if config.inipath else []), config.rootpath]
+
+
+def _probe(state: RunState, factory: Any) -> Any:
+    """The app, made only to read its configuration: its engines are not routed."""
+    from flask import Flask
+
+    if isinstance(factory, Flask):
+        return factory
+    state.probing = True
+    try:
+        return factory()
+    finally:
+        state.probing = False
 
 
 def _test_urls(state: RunState) -> list[URL]:
@@ -198,17 +249,23 @@ def bind_schema(request: pytest.FixtureRequest, schema: SchemaSource, key: str) 
 def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaSource:
     """Flask-Migrate's migrations when the app has a migrations directory (and
     ``--alchemy-no-migrations`` is not given), else ``create_all`` of the models."""
-    from ..integrations._flask_migrate import FlaskMigrateSchema, find_migrations
+    from ..integrations._flask_migrate import (
+        FlaskMigrateSchema,
+        find_migrations,
+        probe_migrations,
+    )
 
     state = state_of(request.config)
     db = request.getfixturevalue("alchemy_flask_db")
     db_setting = f"alchemy_flask_db = {state.settings.flask_db}"
-    config = request.config
-    roots = [Path.cwd(), *([config.inipath.parent] if config.inipath else []), config.rootpath]
+    roots = _roots(request.config)
+    factory = request.getfixturevalue("alchemy_flask_app")
     directory = None if no_migrations else find_migrations(db, roots)
+    if directory is None and not no_migrations and "flask_migrate" in sys.modules:
+        # Migrate(app, db, directory=...) in the factory: ask an app made for the purpose.
+        directory = probe_migrations(partial(_probe, state, factory), roots)
     if directory is None:
         return MetadataSchema(metadata_of(db, None), db_setting)
-    factory = request.getfixturevalue("alchemy_flask_app")
 
     def default_app() -> Any:  # when a test asks for db_engine before any app was made
         database = state.database

@@ -47,6 +47,8 @@ class RunState:
     binds: dict[str, TestDatabase] = field(default_factory=dict)
     #: Makes the test database of a bind key (set by the database fixture).
     make_bind: Callable[[str], TestDatabase] | None = None
+    #: Whether an app is being made only to read its configuration (engines not routed).
+    probing: bool = False
     #: The pinning of Flask apps' configs, when alchemy_flask_app is set.
     flask_pin: ConfigPin | None = None
 
