@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Dialect, Engine
+from sqlalchemy.engine import URL, Engine
 
 from .._errors import AlchemyError, SettingError, first_line
 from .._urls import render_url
-from ..schema import aimed_at
+from ..provision import Provisioner
+from ..schema import ForeignConnectionRefused, only_connections_to
 from ._engines import tagged
 
 URI = "SQLALCHEMY_DATABASE_URI"
@@ -210,43 +210,19 @@ def metadata_of(db: Any, key: str | None) -> Any:
 # -- making the app --------------------------------------------------------------------
 
 
-class _Refused(Exception):
-    def __init__(self, target: str) -> None:
-        super().__init__(f"pytest-alchemy refused a connection to {target}")
-        self.target = target
-
-
-@contextmanager
-def _only_test_databases(
-    urls: Callable[[], Sequence[URL]],
-    describe: Callable[[list[Any], dict[str, Any]], str],
-    refused: list[str],
-) -> Iterator[None]:
-    def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
-        if not any(aimed_at(dialect, cargs, cparams, url) for url in urls()):
-            target = describe(cargs, cparams)
-            refused.append(target)
-            raise _Refused(target)
-
-    event.listen(Engine, "do_connect", guard)
-    try:
-        yield
-    finally:
-        event.remove(Engine, "do_connect", guard)
-
-
 def make_app(
     app_or_factory: Any,
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
     *,
     setting: str,
-    test_urls: Callable[[], Sequence[URL]],
-    describe: Callable[[list[Any], dict[str, Any]], str],
+    test_url: URL,
+    provisioner: Provisioner,
+    others: Callable[[], Sequence[URL]],
 ) -> Any:
     """The app: ``app_or_factory`` itself, or what calling it with ``args`` and ``kwargs``
-    returns. While the factory runs, a connection to any database but those
-    ``test_urls()`` gives is refused; the run stops (AlchemyError) when the factory made
+    returns. While the factory runs, a connection to any database but ``test_url`` and
+    those ``others()`` gives is refused; the run stops (AlchemyError) when the factory made
     one, even if it caught the error, and when it raises (SettingError, with its own
     error and where)."""
     from flask import Flask
@@ -255,9 +231,9 @@ def make_app(
         return app_or_factory
     refused: list[str] = []
     try:
-        with _only_test_databases(test_urls, describe, refused):
+        with only_connections_to(test_url, provisioner, others, refused):
             app = app_or_factory(*args, **kwargs)
-    except _Refused:
+    except ForeignConnectionRefused:
         pass
     except AlchemyError:
         raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -86,23 +86,24 @@ def alchemy_flask_app(pytestconfig: pytest.Config) -> Any:
     from ..integrations.flask import check_app_or_factory
 
     path = state_of(pytestconfig).settings.flask_app
-    if path is None:
-        return None
-    setting = f"alchemy_flask_app = {path}"
-    return guarded(lambda: check_app_or_factory(import_object(path, setting), setting))
+    return _load(path, "alchemy_flask_app", check_app_or_factory)
 
 
 @pytest.fixture(scope="session")
 def alchemy_flask_db(pytestconfig: pytest.Config) -> Any:
-    """The ``flask_sqlalchemy.SQLAlchemy`` extension that ``alchemy_flask_db`` names;
-    None when unset."""
+    """The ``flask_sqlalchemy.SQLAlchemy`` (or Flask-SQLAlchemy-Lite) extension that
+    ``alchemy_flask_db`` names; None when unset."""
     from ..integrations.flask import check_db
 
-    path = state_of(pytestconfig).settings.flask_db
+    return _load(state_of(pytestconfig).settings.flask_db, "alchemy_flask_db", check_db)
+
+
+def _load(path: str | None, name: str, check: Callable[[Any, str], Any]) -> Any:
+    """The object an ini line names, checked; None when the line is unset."""
     if path is None:
         return None
-    setting = f"alchemy_flask_db = {path}"
-    return guarded(lambda: check_db(import_object(path, setting), setting))
+    setting = f"{name} = {path}"
+    return guarded(lambda: check(import_object(path, setting), setting))
 
 
 @pytest.fixture(scope="session")
@@ -151,8 +152,9 @@ def _alchemy_flask_app(request: pytest.FixtureRequest) -> Iterator[Any]:
             args,
             kwargs,
             setting=setting,
-            test_urls=partial(_test_urls, state),
-            describe=database.provisioner.describe_connect_args,
+            test_url=database.url,
+            provisioner=database.provisioner,
+            others=partial(_test_urls, state),
         )
 
     if hasattr(schema, "make_app"):  # Flask-Migrate: the build makes an app the same way
@@ -275,8 +277,9 @@ def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaS
             (),
             {},
             setting=_setting(state),
-            test_urls=partial(_test_urls, state),
-            describe=database.provisioner.describe_connect_args,
+            test_url=database.url,
+            provisioner=database.provisioner,
+            others=partial(_test_urls, state),
         )
 
     schema = FlaskMigrateSchema(directory, _setting(state), default_app)

@@ -3,7 +3,7 @@ test database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,15 +23,23 @@ class ForeignConnectionRefused(Exception):
 
 @contextmanager
 def only_connections_to(
-    test_url: URL, provisioner: Provisioner, also: Sequence[URL] = ()
+    test_url: URL,
+    provisioner: Provisioner,
+    also: Sequence[URL] | Callable[[], Sequence[URL]] = (),
+    refused: list[str] | None = None,
 ) -> Iterator[None]:
-    """While inside, refuse every new DBAPI connection not aimed at ``test_url`` (or at
-    one of ``also``: the other test databases one build migrates)."""
-    urls = [test_url, *also]
+    """While inside, refuse every new DBAPI connection not aimed at ``test_url`` or at
+    one of ``also`` (the other test databases one build migrates; a callable is asked at
+    each connection, for databases named while inside). Each refused target is added to
+    ``refused``, so that a refusal the code inside caught is still known."""
 
     def guard(dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        urls = [test_url, *(also() if callable(also) else also)]
         if not any(aimed_at(dialect, cargs, cparams, url) for url in urls):
-            raise ForeignConnectionRefused(provisioner.describe_connect_args(cargs, cparams))
+            target = provisioner.describe_connect_args(cargs, cparams)
+            if refused is not None:
+                refused.append(target)
+            raise ForeignConnectionRefused(target)
 
     event.listen(Engine, "do_connect", guard)
     try:
