@@ -675,3 +675,99 @@ def test_bad_flask_settings(project: Project, ini: dict[str, str], expected: str
     text = output(result)
     assert result.ret != 0 and "AssertionError" not in text
     assert expected in text, text
+
+
+# -- a suite shaped like a real one: Continuum, a config class per test class, pytest-flask --
+
+CONTINUUM_APP = """
+import sqlalchemy as sa
+from flask import Flask, jsonify
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy_continuum import make_versioned
+
+make_versioned(user_cls=None)
+db = SQLAlchemy()
+
+
+class Article(db.Model):
+    __versioned__ = {}
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(50))
+
+
+sa.orm.configure_mappers()
+
+
+class Config:
+    SQLALCHEMY_DATABASE_URI = "sqlite:///dev.db"
+
+
+def create_app(config=Config):
+    app = Flask(__name__)
+    app.config.from_object(config)
+    db.init_app(app)
+
+    @app.post("/edit")
+    def edit():
+        article = Article(name="v1")
+        db.session.add(article)
+        db.session.commit()
+        article.name = app.config["NEW_NAME"]
+        db.session.commit()
+        return jsonify(versions=[v.name for v in article.versions])
+
+    return app
+"""
+
+
+def test_a_continuum_suite_with_a_config_class_per_test_class(project: Project) -> None:
+    pytest.importorskip("sqlalchemy_continuum")
+    project.write("myapp.py", CONTINUUM_APP)
+    project.ini(
+        alchemy_flask_app="myapp:create_app",
+        alchemy_flask_db="myapp:db",
+        alchemy_flask_app_scope="function",
+    )
+    project.write(
+        "conftest.py",
+        """
+        import pytest
+
+        @pytest.fixture(scope="class")
+        def alchemy_flask_app_args(request):
+            return ((request.cls,), {}) if request.cls else ((), {})
+
+        @pytest.fixture
+        def app(flask_app):
+            return flask_app
+        """,
+    )
+    project.write(
+        "test_articles.py",
+        """
+        from sqlalchemy_continuum import version_class
+        from myapp import Article, Config
+
+        class TestEdit(Config):
+            NEW_NAME = "v2"
+
+            def test_versions(self, client, db_session):
+                assert client.post("/edit").json == {"versions": ["v1", "v2"]}
+                assert db_session.query(version_class(Article)).count() == 2
+
+            def test_none_left(self, app):
+                assert Article.query.count() == 0
+                assert version_class(Article).query.count() == 0
+
+        class TestOtherName(Config):
+            NEW_NAME = "other"
+
+            def test_versions(self, client):
+                assert client.post("/edit").json == {"versions": ["v1", "other"]}
+        """,
+    )
+    # In a subprocess: make_versioned() adds listeners to SQLAlchemy's classes for good.
+    result = project.run_subprocess("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=3)
+    assert project.query("SELECT count(*) FROM article_version") == [(0,)]
+    assert not list(project.path.rglob("*.db"))
