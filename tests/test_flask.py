@@ -656,6 +656,8 @@ def test_a_bad_factory_stops_the_run(project: Project, case: str) -> None:
         ),
         ({"alchemy_flask_db": "myapp:db", "alchemy_flask_app": "myapp:DevConfig.X"}, "has no"),
         ({"alchemy_flask_app": "myapp:create_app"}, "alchemy_flask_db is not"),
+        ({"alchemy_bind_urls": "audit = sqlite://", "alchemy_flask_app": ""}, "is not set"),
+        ({"alchemy_bind_urls": "audit sqlite://", "alchemy_flask_db": "myapp:db"}, "key = url"),
         (
             {
                 "alchemy_flask_app_scope": "test",

@@ -131,6 +131,12 @@ def _flask_settings(ini: Callable[[str], Any]) -> dict[str, Any]:
                 "Fix: write one bind a line, e.g. audit = postgresql+psycopg://host/audit."
             )
         bind_urls[key] = url
+    if bind_urls and not app:
+        raise SettingError(
+            "pytest-alchemy: alchemy_bind_urls names the test databases of "
+            "Flask-SQLAlchemy binds, but alchemy_flask_app is not set.\nFix: set "
+            "alchemy_flask_app and alchemy_flask_db, or remove alchemy_bind_urls."
+        )
     return {"flask_app": app, "flask_db": db, "flask_app_scope": scope, "bind_urls": bind_urls}
 
 
