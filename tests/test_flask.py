@@ -512,6 +512,64 @@ def test_a_migrations_directory_set_in_the_factory(project: Project) -> None:
     assert "uses Flask-Migrate's migrations in" in text and "Migrate(directory=" in text, text
 
 
+@pytest.mark.backends("mariadb")
+def test_a_bind_committed_to_for_real_is_rebuilt_and_migrated(project: Project) -> None:
+    """MariaDB: a procedure that commits ends the audit bind's transaction (a breach);
+    its database is rebuilt before its next use, and migrated by the group's upgrade."""
+    project.write(
+        "myapp.py",
+        BINDS_APP + "\n\nfrom flask_migrate import Migrate\n\nmigrate = Migrate(db=db)\n"
+        "\n\ndef create_migrated_app():\n    app = create_app()\n"
+        "    migrate.init_app(app, db)\n    return app\n",
+    )
+    project.ini(alchemy_flask_app="myapp:create_migrated_app", alchemy_flask_db="myapp:db")
+    project.write("migrations/alembic.ini", "[alembic]\n")
+    project.write("migrations/env.py", MULTIDB_ENV_PY)
+    project.write(
+        "migrations/versions/0001_both.py",
+        (
+            MULTIDB_REVISION
+            + """
+
+def upgrade_audit_procedure():
+    op.execute(
+        "CREATE PROCEDURE sneaky_commit() BEGIN "
+        "INSERT INTO event (what) VALUES ('sneaky'); COMMIT; END"
+    )
+"""
+        ).replace(
+            "def upgrade_audit():\n", "def upgrade_audit():\n    upgrade_audit_procedure()\n"
+        ),
+    )
+    project.write(
+        "test_breach.py",
+        """
+        from sqlalchemy import text
+        from myapp import Event, db
+
+        def test_breach(flask_app):
+            db.session.add(Event(what="first"))
+            db.session.commit()
+            with db.engines["audit"].connect() as conn:
+                conn.execute(text("CALL sneaky_commit()"))
+
+        def test_after(flask_app):
+            assert Event.query.count() == 0
+            db.session.add(Event(what="again"))
+            db.session.commit()
+            assert Event.query.count() == 1
+        """,
+    )
+    result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=1, failed=1)
+    text = output(result)
+    assert "'CALL sneaky_commit()' ended the test transaction" in text, text
+    assert "_audit rebuilt (a test committed to it for real)" in text, text
+    audit = project.test_db_name("_audit")
+    assert project.query("SELECT count(*) FROM event", audit) == [(0,)]
+    assert project.query("SELECT version_num FROM alembic_version", audit) == [("0001",)]
+
+
 @pytest.mark.backends("sqlite")
 def test_no_migrations_builds_from_the_models(project: Project) -> None:
     migrate_project(project, body="raise RuntimeError('must not run')")

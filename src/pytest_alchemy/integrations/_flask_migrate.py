@@ -201,18 +201,25 @@ class FlaskMigrateSchema:
 
 class GroupMember:
     """The schema of a further bind's test database when Flask-Migrate migrates every
-    bind in one ``upgrade`` (its multiple-database template): the default bind's build
-    migrates it, so it shares that build's fingerprint and builds nothing itself."""
+    bind in one ``upgrade`` (its multiple-database template): it shares the group's
+    fingerprint. Made before the default bind's database, it builds nothing (that
+    database's build migrates it); made after (rebuilt once a test committed to it for
+    real, or a bind first seen then), it runs the group's upgrade, which finds the other
+    databases at their heads and migrates this one."""
 
-    def __init__(self, group: FlaskMigrateSchema, key: str) -> None:
+    def __init__(
+        self, group: FlaskMigrateSchema, key: str, group_built: Callable[[], bool]
+    ) -> None:
         self.group = group
         self.description = f"{group.description}, bind {key!r}"
+        self._group_built = group_built
 
     def fingerprint(self, dialect: Dialect) -> Fingerprint:
         return self.group.fingerprint(dialect)
 
     def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
-        return None
+        if self._group_built():
+            self.group.build(engine, provisioner, test_url)
 
 
 @contextmanager

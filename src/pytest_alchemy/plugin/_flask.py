@@ -213,6 +213,10 @@ def _probe(state: RunState, factory: Any) -> Any:
         state.probing = False
 
 
+def _default_built(state: RunState) -> bool:
+    return state.database is not None and state.database.is_set_up
+
+
 def _test_urls(state: RunState) -> list[URL]:
     """Every URL the run's test databases may have (each candidate name of each)."""
     databases = [state.database, *state.binds.values()]
@@ -238,9 +242,9 @@ def bind_schema(request: pytest.FixtureRequest, schema: SchemaSource, key: str) 
     or ``create_all`` of the MetaData of its models."""
     from ..integrations._flask_migrate import FlaskMigrateSchema, GroupMember
 
-    if isinstance(schema, FlaskMigrateSchema):
-        return GroupMember(schema, key)
     state = state_of(request.config)
+    if isinstance(schema, FlaskMigrateSchema):
+        return GroupMember(schema, key, partial(_default_built, state))
     db = request.getfixturevalue("alchemy_flask_db") if state.settings.flask_db else None
     if db is None or is_lite(db):
         return NoSchema()
