@@ -184,6 +184,65 @@ def test_every_bind_gets_its_own_isolated_test_database(project: Project) -> Non
     assert project.databases() == set()
 
 
+def test_binds_with_module_sessions_and_threads(project: Project) -> None:
+    project.write("myapp.py", BINDS_APP)
+    project.ini(alchemy_flask_app="myapp:create_bound_app", alchemy_flask_db="myapp:db")
+    project.write(
+        "test_binds.py",
+        """
+        import threading
+        import time
+
+        import pytest
+        from myapp import Event, Item, db
+
+        @pytest.fixture(scope="module")
+        def seeded(module_db_session):
+            module_db_session.add_all([Event(what="module"), Item(name="module")])
+            module_db_session.commit()
+
+        def test_module_rows_in_their_binds(seeded, flask_app):
+            assert [e.what for e in Event.query.all()] == ["module"]
+            assert [i.name for i in Item.query.all()] == ["module"]
+
+        def test_threads_writing_two_binds_in_opposite_orders(flask_app):
+            errors = []
+
+            def work(first, second):
+                try:
+                    with flask_app.app_context():
+                        db.session.add(first)
+                        db.session.flush()
+                        time.sleep(0.3)
+                        db.session.add(second)
+                        db.session.commit()
+                except Exception as exc:
+                    errors.append(repr(exc))
+
+            threads = [
+                threading.Thread(target=work, args=(Item(name="one"), Event(what="one"))),
+                threading.Thread(target=work, args=(Event(what="two"), Item(name="two"))),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            assert Event.query.count() == 3 and Item.query.count() == 3
+        """,
+    )
+    project.write(
+        "test_zz_after.py",
+        """
+        from myapp import Event, Item
+
+        def test_nothing_left(flask_app):
+            assert Event.query.count() == 0 and Item.query.count() == 0
+        """,
+    )
+    project.run("-p", "no:randomly", "-o", "alchemy_lock_timeout=5").assert_outcomes(passed=3)
+
+
 @pytest.mark.backends("sqlite")
 def test_a_bind_whose_server_is_down_is_named(project: Project) -> None:
     project.write("myapp.py", BINDS_APP)

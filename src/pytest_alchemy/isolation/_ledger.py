@@ -43,7 +43,8 @@ class Ledger:
 
     ``connect`` returns the real (pooled) connection; it is called on first use and after
     a breach. ``context`` tells the scope statements run in now. ``on_breach`` is told
-    when the database ended the outer transaction by itself.
+    when the database ended the outer transaction by itself. ``gate`` (one of its own
+    by default) gives threads their turns between writing transactions.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class Ledger:
         home_thread: threading.Thread | None = None,
         lock_timeout: float = 10.0,
         thread_origin: Callable[[threading.Thread], Scope | None] = lambda thread: None,
+        gate: ThreadGate | None = None,
     ) -> None:
         self.shared = SharedConnection(connect, driver, lock_timeout)
         self.driver = driver
@@ -69,7 +71,10 @@ class Ledger:
         #: Serialises every use of the driver connection, from any thread.
         self.mutex = threading.RLock()
         #: Threads' turns between writing transactions.
-        self.gate = ThreadGate(self.home_thread, lock_timeout)
+        #: Shared by the ledgers of one run (one per bind): a thread's turn covers its
+        #: writing transactions on every one, as pooled connections would not wait on
+        #: each other across databases.
+        self.gate = gate or ThreadGate(self.home_thread, lock_timeout)
         self.entries: list[Entry] = []
         self.layers: list[Layer] = []
         self._base_writers: set[Any] = set()

@@ -26,7 +26,14 @@ from ..integrations._flask_migrate import FlaskMigrateSchema
 from ..integrations.flask import is_lite
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from ..schema._prepare import PrepareFunction, PrepareHook
-from ._flask import adopt_pending, bind_schema, flask_schema, flask_session, known_binds
+from ._flask import (
+    adopt_pending,
+    bind_schema,
+    flask_binds,
+    flask_schema,
+    flask_session,
+    known_binds,
+)
 from ._isolation import RunIsolation
 from ._state import bind_base, bind_database, bind_suffix, guarded, state_of, stop
 
@@ -333,7 +340,12 @@ def db_engine(_alchemy_isolation: RunIsolation) -> Engine:
     return guarded(_alchemy_isolation.setup)
 
 
-def _session(isolation: RunIsolation, options: dict[str, Any], label: str) -> Iterator[Session]:
+def _session(
+    isolation: RunIsolation,
+    options: dict[str, Any],
+    label: str,
+    request: pytest.FixtureRequest | None = None,
+) -> Iterator[Session]:
     options = dict(options)
     class_ = options.pop("class_", Session)
     if not (isinstance(class_, type) and issubclass(class_, Session)):
@@ -345,6 +357,10 @@ def _session(isolation: RunIsolation, options: dict[str, Any], label: str) -> It
             )
         )
     guarded(isolation.setup)
+    if request is not None:  # Flask-SQLAlchemy binds: each bind's tables on its engine
+        binds = flask_binds(request, isolation)
+        if binds:
+            options["binds"] = {**binds, **options.get("binds", {})}
     session = isolation.session(label, class_, **options)
     try:
         yield session
@@ -389,17 +405,23 @@ def db_session(
 
 @pytest.fixture(scope="module")
 def module_db_session(
-    _alchemy_isolation: RunIsolation, alchemy_session_options: dict[str, Any]
+    request: pytest.FixtureRequest,
+    _alchemy_isolation: RunIsolation,
+    alchemy_session_options: dict[str, Any],
 ) -> Iterator[Session]:
     """A Session for module-scoped fixtures: what it commits while they are set up lasts
-    until the end of the module."""
-    yield from _session(_alchemy_isolation, alchemy_session_options, "module_db_session")
+    until the end of the module. With Flask-SQLAlchemy binds, each bind's tables are
+    bound to that bind's test database."""
+    yield from _session(_alchemy_isolation, alchemy_session_options, "module_db_session", request)
 
 
 @pytest.fixture(scope="class")
 def class_db_session(
-    _alchemy_isolation: RunIsolation, alchemy_session_options: dict[str, Any]
+    request: pytest.FixtureRequest,
+    _alchemy_isolation: RunIsolation,
+    alchemy_session_options: dict[str, Any],
 ) -> Iterator[Session]:
     """A Session for class-scoped fixtures: what it commits while they are set up lasts
-    until the end of the class."""
-    yield from _session(_alchemy_isolation, alchemy_session_options, "class_db_session")
+    until the end of the class. With Flask-SQLAlchemy binds, each bind's tables are
+    bound to that bind's test database."""
+    yield from _session(_alchemy_isolation, alchemy_session_options, "class_db_session", request)

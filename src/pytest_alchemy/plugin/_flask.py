@@ -320,6 +320,24 @@ def flask_client(flask_app: Any) -> Any:
     return flask_app.test_client()
 
 
+def flask_binds(request: pytest.FixtureRequest, isolation: RunIsolation) -> dict[Any, Engine]:
+    """For a Session outside the app context (``module_db_session``...): each table of a
+    Flask-SQLAlchemy bind key's models to that bind's routed engine, as
+    ``Session(binds=...)`` takes them. Empty without Flask-SQLAlchemy binds."""
+    state = state_of(request.config)
+    if not state.settings.flask_db:
+        return {}
+    db = request.getfixturevalue("alchemy_flask_db")
+    if is_lite(db):
+        return {}
+    binds: dict[Any, Engine] = {}
+    for key, metadata in db.metadatas.items():
+        if key is not None:
+            engine = guarded(partial(isolation.bind, str(key))).database.engine
+            binds.update(dict.fromkeys(metadata.tables.values(), engine))
+    return binds
+
+
 def flask_session(request: pytest.FixtureRequest) -> Any:
     """``db.session()`` in the test's app context: the session the app's code uses."""
     request.getfixturevalue("flask_app")

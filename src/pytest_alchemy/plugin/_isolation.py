@@ -8,6 +8,7 @@ pytest scopes, so the pytest hooks end, restart and report scopes on every one.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
@@ -19,6 +20,7 @@ from .._database import TestDatabase
 from .._errors import IsolationError, SettingError
 from .._routing import EngineRedirect
 from ..isolation import Ledger, Router, SessionFactory, driver_for
+from ..isolation._gate import ThreadGate
 from ..isolation._scope import Scope
 from ..schema import aimed_at
 from ._scopes import ScopeTracker
@@ -36,6 +38,7 @@ class _Bind:
         lock_timeout: float,
         setup: Callable[[], object],
         redirect: EngineRedirect | None,
+        gate: ThreadGate,
     ) -> None:
         self.database = database
         self.primary = primary
@@ -54,6 +57,7 @@ class _Bind:
             on_breach=lambda reason: database.mark_dirty(),
             lock_timeout=lock_timeout,
             thread_origin=scopes.thread_origin,
+            gate=gate,
         )
         self.router = Router(self.ledger)
         self._stack.callback(self.ledger.close)
@@ -121,6 +125,8 @@ class RunIsolation:
         #: Whether one build makes every bind's schema (Flask-Migrate's multiple-database
         #: migrations): then the binds are set up before the default one.
         self._group_build = group_build
+        #: Threads' turns, one for every bind (see Ledger).
+        self._gate = ThreadGate(threading.current_thread(), lock_timeout)
         self._default = _Bind(
             database,
             self.primary,
@@ -128,6 +134,7 @@ class RunIsolation:
             lock_timeout=lock_timeout,
             setup=self.setup,
             redirect=redirect,
+            gate=self._gate,
         )
         self._binds: dict[str, _Bind] = {}
         self.ledger = self._default.ledger
@@ -159,6 +166,7 @@ class RunIsolation:
                 lock_timeout=self._lock_timeout,
                 setup=self.setup,
                 redirect=redirect,
+                gate=self._gate,
             )
             self._binds[key] = found
         return found
