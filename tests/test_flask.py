@@ -629,6 +629,41 @@ def upgrade_audit_procedure():
     assert project.query("SELECT version_num FROM alembic_version", audit) == [("0001",)]
 
 
+@pytest.mark.backends("mariadb")
+def test_a_bind_database_of_a_killed_build_is_not_reused(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MariaDB commits DDL at once: a run killed while the upgrade migrates the audit bind
+    leaves its table made but not stamped. The audit database is marked built only after
+    the whole upgrade, so the next run rebuilds it rather than migrate it again."""
+    project.write(
+        "myapp.py",
+        BINDS_APP + "\n\nfrom flask_migrate import Migrate\n\nmigrate = Migrate(db=db)\n"
+        "\n\ndef create_migrated_app():\n    app = create_app()\n"
+        "    migrate.init_app(app, db)\n    return app\n",
+    )
+    project.ini(alchemy_flask_app="myapp:create_migrated_app", alchemy_flask_db="myapp:db")
+    project.write("migrations/alembic.ini", "[alembic]\n")
+    project.write("migrations/env.py", MULTIDB_ENV_PY)
+    kill = (
+        "    import os, signal\n"
+        "    if os.environ.get('KILL_IN_MIGRATION'):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    project.write(
+        "migrations/versions/0001_both.py",
+        MULTIDB_REVISION.rstrip() + "\n" + kill,
+    )
+    project.write("test_app.py", BINDS_TESTS)
+    monkeypatch.setenv("KILL_IN_MIGRATION", "1")
+    killed = project.run_subprocess("-p", "no:randomly", "--alchemy-reuse-db")
+    assert killed.ret != 0
+    monkeypatch.delenv("KILL_IN_MIGRATION")
+    result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=2)
+    assert "_audit rebuilt (left dirty by an earlier run)" in output(result)
+
+
 @pytest.mark.backends("sqlite")
 def test_no_migrations_builds_from_the_models(project: Project) -> None:
     migrate_project(project, body="raise RuntimeError('must not run')")

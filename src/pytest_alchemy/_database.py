@@ -83,6 +83,9 @@ class TestDatabase:
         self._dirtied = False
         self._touched = False
         self._failure: AlchemyError | None = None
+        #: The fingerprint to mark the database with once the build that makes its schema
+        #: elsewhere has run (see :meth:`confirm`).
+        self._unconfirmed: Fingerprint | None = None
         self._lock = threading.RLock()
 
     @property
@@ -198,6 +201,14 @@ class TestDatabase:
                 self._ready = True
             return self.engine
 
+    def confirm(self) -> None:
+        """Mark as built a database whose schema another database's build made (until
+        then it carries the marker of a half-built one, which no run reuses)."""
+        with self._lock:
+            fingerprint, self._unconfirmed = self._unconfirmed, None
+            if fingerprint is not None:
+                self.provisioner.write_marker(self.name, Marker(fingerprint))
+
     @property
     def is_set_up(self) -> bool:
         return self._ready
@@ -247,12 +258,18 @@ class TestDatabase:
         provisioner.create(self.name)
         provisioner.apply_database_settings(self.name)
         engine = self._connect()
+        # A schema another database's build makes (a bind that one Flask-Migrate upgrade
+        # migrates with the default one): marked built only once that build ran.
+        built_elsewhere = bool(getattr(self.schema, "built_elsewhere", lambda: False)())
         try:
             self._prepare(engine)
             self.schema.build(engine, provisioner, self.url)
         finally:
             engine.dispose()  # connections made while building may carry migration state
-        provisioner.write_marker(self.name, Marker(fingerprint))
+        if built_elsewhere:
+            self._unconfirmed = fingerprint  # stays "half-built" until confirm()
+        else:
+            provisioner.write_marker(self.name, Marker(fingerprint))
         provisioner.configure_database(self.name, self.lock_timeout)
         self.recreate = False
         self._dirtied = False

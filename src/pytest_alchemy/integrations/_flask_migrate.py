@@ -217,6 +217,11 @@ class GroupMember:
     def fingerprint(self, dialect: Dialect) -> Fingerprint:
         return self.group.fingerprint(dialect)
 
+    def built_elsewhere(self) -> bool:
+        """Whether the default bind's build is still to make this schema (the database
+        is marked built only after it: see ``TestDatabase.confirm``)."""
+        return not self._group_built()
+
     def build(self, engine: Engine, provisioner: Provisioner, test_url: URL) -> None:
         if self._group_built():
             self.group.build(engine, provisioner, test_url)

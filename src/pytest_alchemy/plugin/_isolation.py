@@ -205,11 +205,14 @@ class RunIsolation:
                             "upgrade migrates every bind"
                         )
                 try:
-                    return self.database.setup()
+                    engine = self.database.setup()
                 except BaseException:
                     for database in binds.values():
                         database.mark_dirty()  # half-migrated: never reused
                     raise
+                for database in binds.values():
+                    database.confirm()  # migrated by that build: now marked built
+                return engine
             engine = self.database.setup()
             for database in binds.values():
                 database.setup()
