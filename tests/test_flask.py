@@ -260,6 +260,26 @@ def test_a_bind_whose_server_is_down_is_named(project: Project) -> None:
 
 
 @pytest.mark.backends("postgresql")
+def test_a_bind_whose_name_collides_with_the_default_one_is_refused(project: Project) -> None:
+    project.write("myapp.py", BINDS_APP)
+    base, url = project.backend.base, project.backend.url
+    assert url is not None
+    project.ini(
+        alchemy_flask_app="myapp:create_bound_app",
+        alchemy_flask_db="myapp:db",
+        alchemy_url=url.replace(base, f"{base}_audit"),
+        alchemy_bind_urls=f"audit = {url}",
+    )
+    project.write("test_app.py", BINDS_TESTS)
+    result = project.pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret != 0
+    text = output(result)
+    assert f"bind 'audit' would be 'test_{base}_audit'" in text, text
+    assert "the default bind's test database may take too" in text, text
+    assert project.databases() == set()
+
+
+@pytest.mark.backends("postgresql")
 def test_a_bind_on_another_server(project: Project) -> None:
     project.write("myapp.py", BINDS_APP)
     project.ini(

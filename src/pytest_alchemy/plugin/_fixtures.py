@@ -21,7 +21,7 @@ from .._database import TestDatabase
 from .._errors import AlchemyError, SettingError
 from .._routing import EngineRedirect
 from .._settings import as_engine, as_metadata, as_session_factory, import_object, load_engine
-from .._urls import parse_url
+from .._urls import parse_url, render_url
 from ..integrations._flask_migrate import FlaskMigrateSchema
 from ..integrations.flask import is_lite
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
@@ -195,7 +195,7 @@ def _alchemy_database(
         url, where = bind_base(settings, key)
         if key not in settings.bind_urls:
             url, where = base, source
-        return TestDatabase(
+        made = TestDatabase(
             url,
             source=where,
             sqlite_dir=settings.sqlite_dir,
@@ -205,6 +205,18 @@ def _alchemy_database(
             recreate=alchemy_create_db,
             lock_timeout=settings.lock_timeout,
         )
+        others = {
+            "the default bind's": database,
+            **{f"bind {k!r}'s": d for k, d in state.binds.items()},
+        }
+        for whose, other in others.items():
+            if set(made.candidate_urls()) & set(other.candidate_urls()):
+                raise SettingError(
+                    f"pytest-alchemy: the test database of bind {key!r} would be "
+                    f"{made.primary!r} at {render_url(made.url)}, which {whose} test "
+                    f"database may take too.\nFix: give {where} another base database."
+                )
+        return made
 
     state.make_bind = make_bind
     try:
