@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -144,18 +144,7 @@ def _alchemy_flask_app(request: pytest.FixtureRequest) -> Iterator[Any]:
     isolation: RunIsolation = request.getfixturevalue("_alchemy_isolation")
     schema = request.getfixturevalue("_alchemy_schema")
     setting = _setting(state)
-    database = isolation.database
-
-    def build() -> Any:
-        return make_app(
-            factory,
-            args,
-            kwargs,
-            setting=setting,
-            test_url=database.url,
-            provisioner=database.provisioner,
-            others=partial(_test_urls, state),
-        )
+    build = partial(_make_app, state, factory, args, kwargs)
 
     if hasattr(schema, "make_app"):  # Flask-Migrate: the build makes an app the same way
         schema.make_app = build
@@ -198,6 +187,22 @@ def _roots(config: pytest.Config) -> list[Path]:
     """Where a relative migrations directory is looked for: the current directory (as
     Flask-Migrate does), the ini file's and the rootdir."""
     return [Path.cwd(), *([config.inipath.parent] if config.inipath else []), config.rootpath]
+
+
+def _make_app(state: RunState, factory: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    """The app ``factory(*args, **kwargs)`` makes, on the run's test databases, under
+    the guard (see :func:`make_app`)."""
+    database = state.database
+    assert database is not None  # the database fixture is set up first
+    return make_app(
+        factory,
+        args,
+        kwargs,
+        setting=_setting(state),
+        test_url=database.url,
+        provisioner=database.provisioner,
+        others=partial(_test_urls, state),
+    )
 
 
 def _probe(state: RunState, factory: Any) -> Any:
@@ -273,19 +278,9 @@ def flask_schema(request: pytest.FixtureRequest, no_migrations: bool) -> SchemaS
     if directory is None:
         return MetadataSchema(metadata_of(db, None), db_setting)
 
-    def default_app() -> Any:  # when a test asks for db_engine before any app was made
-        database = state.database
-        assert database is not None
-        return make_app(
-            factory,
-            (),
-            {},
-            setting=_setting(state),
-            test_url=database.url,
-            provisioner=database.provisioner,
-            others=partial(_test_urls, state),
-        )
-
+    # Until _alchemy_flask_app gives the build its arguments (a test that asks for
+    # db_engine before any app was made): the factory without arguments.
+    default_app = partial(_make_app, state, factory, (), {})
     schema = FlaskMigrateSchema(directory, _setting(state), default_app)
     schema.bind_urls = partial(_test_urls, state)
     return schema
