@@ -703,26 +703,30 @@ def test_a_failing_migration_is_named(project: Project) -> None:
     assert "0002" in text and "no_such_table" in text, text
 
 
+#: A suite whose test classes are the factory's config objects, with pytest-flask's
+#: ``app`` fixture given the plugin's app (for its ``client``).
+PER_CLASS_CONFTEST = """
+import pytest
+
+
+@pytest.fixture(scope="class")
+def alchemy_flask_app_args(request):
+    return ((request.cls,), {}) if request.cls else ((), {})
+
+
+@pytest.fixture
+def app(flask_app):
+    return flask_app
+"""
+
+
 # -- alongside pytest-flask, per-class config, xdist ----------------------------------------
 
 
 @pytest.mark.backends("sqlite")
 def test_pytest_flask_and_a_config_class_per_test_class(project: Project) -> None:
     flask_project(project, alchemy_flask_app_scope="class")
-    project.write(
-        "conftest.py",
-        """
-        import pytest
-
-        @pytest.fixture(scope="class")
-        def alchemy_flask_app_args(request):
-            return ((request.cls,), {}) if request.cls else ((), {})
-
-        @pytest.fixture
-        def app(flask_app):  # pytest-flask's fixture name, for its client fixture
-            return flask_app
-        """,
-    )
+    project.write("conftest.py", PER_CLASS_CONFTEST)
     project.replace_tests(
         "test_pf.py",
         """
@@ -902,20 +906,7 @@ def test_a_continuum_suite_with_a_config_class_per_test_class(project: Project) 
         alchemy_flask_db="myapp:db",
         alchemy_flask_app_scope="function",
     )
-    project.write(
-        "conftest.py",
-        """
-        import pytest
-
-        @pytest.fixture(scope="class")
-        def alchemy_flask_app_args(request):
-            return ((request.cls,), {}) if request.cls else ((), {})
-
-        @pytest.fixture
-        def app(flask_app):
-            return flask_app
-        """,
-    )
+    project.write("conftest.py", PER_CLASS_CONFTEST)
     project.write(
         "test_articles.py",
         """
