@@ -28,6 +28,8 @@ from sqlalchemy.pool import Pool
 from .._errors import IsolationError
 from .._urls import render_url
 from ..provision import is_plugin_dialect
+from ._asyncio import AsyncEngine, async_creator, dispose, sync_engine_of
+from ._facades import virtual_of
 from ._ledger import Ledger
 from ._shims import virtual_class
 from ._virtual import VirtualConnection
@@ -73,22 +75,28 @@ class Router:
         listeners), for the shared connection. Call before :meth:`route`."""
         return engine.pool.recreate()
 
-    def route(self, engine: Engine, label: str) -> None:
-        """Every connection ``engine``'s pool hands out from now on is virtual."""
+    def route(self, engine: Engine | AsyncEngine, label: str) -> None:
+        """Every connection ``engine``'s pool hands out from now on is virtual (for an
+        AsyncEngine: the dialect's adapted connection over an async facade of one)."""
+        engine = sync_engine_of(engine)
         pool = engine.pool
         if id(pool) in self._pools:
             return
         ledger = self.ledger
         cls = virtual_class(engine.dialect.name)
+        create: Callable[[Any], Any]
+        if engine.dialect.is_async:
+            create = async_creator(engine.dialect, lambda: cls(ledger, label), ledger)
+        else:
 
-        def create(record: Any) -> VirtualConnection:
-            return cls(ledger, label)
+            def create(record: Any) -> VirtualConnection:
+                return cls(ledger, label)
 
-        if getattr(engine.dialect, "server_version_info", None) is None:
+        if not engine.dialect.is_async and engine.dialect.server_version_info is None:
             # Never connected: its dialect learns the server from a real connection
             # (drivers' type registries refuse virtual ones), made with the shared one.
             self._uninitialized.append(pool.recreate())
-        pool.dispose()  # connections made before: real ones, perhaps to another database
+        dispose(pool)  # connections made before: real ones, perhaps to another database
         saved = pool._creator
         pool._creator = create  # type: ignore[assignment]  # SQLAlchemy wraps either form
         self._pools[id(pool)] = pool
@@ -102,10 +110,10 @@ class Router:
             event.remove(pool, "checkout", self._stamp)
             del self._pools[id(pool)]
             current = engine.pool
-            pool.dispose()
+            dispose(pool)
             pool._creator = saved
             if current is not pool:  # engine.dispose() during the run made a new pool
-                current.dispose()
+                dispose(current)
                 engine.pool = pool
 
         self._stack.callback(undo)
@@ -113,23 +121,26 @@ class Router:
             self.initialize_dialects()
 
     def _stamp(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if isinstance(dbapi_connection, VirtualConnection):
-            dbapi_connection.checked_out(self.ledger.context().scope)
+        virtual = virtual_of(dbapi_connection)
+        if virtual is not None:
+            virtual.checked_out(self.ledger.context().scope)
 
     def _unstamp(self, dbapi_connection: Any, record: Any) -> None:
-        if isinstance(dbapi_connection, VirtualConnection):
-            dbapi_connection.stamp = None
-            dbapi_connection.session_label = None
+        virtual = virtual_of(dbapi_connection)
+        if virtual is not None:
+            virtual.stamp = None
+            virtual.session_label = None
 
     def _resetting(self, dbapi_connection: Any, record: Any, state: Any) -> None:
         # Only when the pool is about to roll back itself (SQLAlchemy sends this event
         # also when the Connection has reset already, or will only close).
+        virtual = virtual_of(dbapi_connection)
         if (
-            isinstance(dbapi_connection, VirtualConnection)
+            virtual is not None
             and not getattr(state, "transaction_was_reset", False)
             and not getattr(state, "terminate_only", False)
         ):
-            dbapi_connection.resetting = True
+            virtual.resetting = True
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -160,9 +171,9 @@ class Router:
         self._stack.callback(event.remove, Session, "after_begin", self._label_session)
 
     def _label_session(self, session: Session, transaction: Any, connection: Any) -> None:
-        dbapi_connection = getattr(connection.connection, "dbapi_connection", None)
-        if isinstance(dbapi_connection, VirtualConnection):
-            dbapi_connection.session_label = self.session_labels.get(
+        virtual = virtual_of(getattr(connection.connection, "dbapi_connection", None))
+        if virtual is not None:
+            virtual.session_label = self.session_labels.get(
                 id(session), f"a {type(session).__name__}"
             )
 
@@ -182,9 +193,9 @@ class Router:
         """Whether this thread is inside :meth:`plugin_connections`."""
         return bool(getattr(self._plugin, "depth", 0))
 
-    def is_routed(self, engine: Engine) -> bool:
+    def is_routed(self, engine: Engine | AsyncEngine) -> bool:
         """Whether ``engine``'s connections are virtual (its pool is routed)."""
-        return id(engine.pool) in self._pools
+        return id(sync_engine_of(engine).pool) in self._pools
 
     def guard(
         self, aimed_at_test_database: Callable[[Dialect, Sequence[Any], Mapping[str, Any]], bool]
