@@ -321,12 +321,12 @@ def _call_engine_function(function: Any, setting: str) -> Any:
 def as_session_factory(obj: Any, setting: str) -> Any:
     """A ``sessionmaker``, ``scoped_session``, ``async_sessionmaker`` or
     ``async_scoped_session`` (the router's ``SessionFactory``)."""
+    if _is_async(obj, "async_sessionmaker", "async_scoped_session"):
+        return obj
     _refuse_unsupported(obj, f"{setting} is")
-    if isinstance(obj, sessionmaker) or _is_async(obj, "async_sessionmaker"):
+    if isinstance(obj, sessionmaker):
         return obj
     if isinstance(obj, scoped_session) and isinstance(obj.session_factory, sessionmaker):
-        return obj
-    if _is_async(obj, "async_scoped_session"):
         return obj
     raise SettingError(
         f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a sessionmaker or a "
