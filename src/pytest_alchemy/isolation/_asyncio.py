@@ -72,18 +72,13 @@ def async_creator(
 def _prepare(dialect: Dialect, ledger: Ledger) -> None:
     """psycopg's dialect fetches the hstore type with psycopg's ``TypeInfo.fetch``, which
     tells a sync connection from an async one by its class: let it ask the shared one."""
-    if (
-        dialect.is_async
-        and dialect.driver == "psycopg"
-        and not getattr(dialect, "_pa_prepared", False)
-    ):
+    if dialect.is_async and dialect.driver == "psycopg":
         from psycopg.types import TypeInfo
 
         def fetch(connection: Any, name: str) -> Any:
             return TypeInfo.fetch(ledger.dbapi(), name)
 
         dialect._type_info_fetch = fetch  # type: ignore[attr-defined]
-        dialect._pa_prepared = True  # type: ignore[attr-defined]
 
 
 def _unsupported(dialect: Dialect) -> str:
