@@ -389,3 +389,122 @@ def test_a_task_that_outlives_its_test_cannot_write_into_the_next(
     result = async_project.run("-p", "no:randomly", "--alchemy-reuse-db")
     result.assert_outcomes(passed=2)
     assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+
+
+#: A FastAPI application on the async objects: routes that commit, a unique constraint
+#: handled by rollback, a background task with its own session, a lifespan that reads.
+FASTAPI_APP = """
+    from contextlib import asynccontextmanager
+    from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError
+    from asyncapp import AsyncSessionLocal
+    from models import User
+
+    started = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        async with AsyncSessionLocal() as session:
+            started["users"] = await session.scalar(select(func.count()).select_from(User))
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    async def get_session():
+        async with AsyncSessionLocal() as session:
+            yield session
+
+    async def audit(email):
+        async with AsyncSessionLocal() as session:
+            session.add(User(email="audit-" + email))
+            await session.commit()
+
+    @app.post("/users/{email}")
+    async def create(email: str, tasks: BackgroundTasks, session=Depends(get_session)):
+        session.add(User(email=email))
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            raise HTTPException(409)
+        tasks.add_task(audit, email)
+        return {"created": email}
+
+    @app.get("/users")
+    async def users(session=Depends(get_session)):
+        return sorted((await session.scalars(select(User.email))).all())
+"""
+
+
+def test_fastapi_with_both_clients_the_lifespan_and_background_tasks(
+    async_project: Project,
+) -> None:
+    async_project.write("webapp.py", FASTAPI_APP)
+    async_project.write(
+        "test_web.py",
+        f"""
+        import httpx
+        from fastapi.testclient import TestClient
+        from models import User
+        from webapp import app, get_session, started
+        {COUNT}
+
+        async def test_async_client(async_db_session):
+            async_db_session.add(User(email="pre@example.com"))
+            await async_db_session.commit()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                assert (await client.post("/users/x")).status_code == 200
+                assert (await client.post("/users/x")).status_code == 409
+                assert (await client.get("/users")).json() == [
+                    "audit-x", "pre@example.com", "x"]
+            assert await async_db_session.scalar(COUNT) == 3
+
+        def test_sync_client_and_lifespan(db_session):
+            db_session.add(User(email="pre@example.com"))
+            db_session.commit()
+            with TestClient(app) as client:
+                assert started["users"] == 1
+                assert client.post("/users/y").status_code == 200
+                assert client.post("/users/y").status_code == 409
+                assert client.get("/users").json() == ["audit-y", "pre@example.com", "y"]
+            assert db_session.scalar(COUNT) == 3
+
+        async def test_dependency_override_with_the_tests_session(async_db_session):
+            app.dependency_overrides[get_session] = lambda: async_db_session
+            try:
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                    assert (await c.post("/users/z")).status_code == 200
+                    assert (await c.post("/users/z")).status_code == 409
+                    assert (await c.get("/users")).json() == ["audit-z", "z"]
+            finally:
+                app.dependency_overrides.clear()
+            assert await async_db_session.scalar(COUNT) == 2
+        """,
+    )
+    result = async_project.run("--alchemy-reuse-db")
+    result.assert_outcomes(passed=3)
+    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+
+
+def test_async_fixtures_under_xdist(async_project: Project) -> None:
+    async_project.write(
+        "test_many.py",
+        f"""
+        import pytest
+        from models import User
+        {COUNT}
+
+        @pytest.mark.parametrize("n", range(6))
+        async def test_commit(async_db_session, n):
+            assert await async_db_session.scalar(COUNT) == 0
+            async_db_session.add(User(email=f"{{n}}@example.com"))
+            await async_db_session.commit()
+            assert await async_db_session.scalar(COUNT) == 1
+        """,
+    )
+    result = async_project.run_subprocess("-n", "2")
+    result.assert_outcomes(passed=6)
+    assert async_project.databases() == set()
