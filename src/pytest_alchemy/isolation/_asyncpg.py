@@ -254,6 +254,7 @@ def _count_error(expected: int, passed: int) -> Exception:
 # -- values ------------------------------------------------------------------------------
 
 JSON_OID, JSONB_OID, BIT_OID, VARBIT_OID = 114, 3802, 1560, 1562
+INT2VECTOR_OID, OIDVECTOR_OID = 22, 30
 
 
 def _loader(decode: Callable[[bytes], Any]) -> type[Loader]:
@@ -270,7 +271,8 @@ def _loader(decode: Callable[[bytes], Any]) -> type[Loader]:
 @functools.lru_cache(maxsize=8)
 def _default_loaders(encoding: str) -> dict[int, type[Loader]]:
     """How asyncpg returns what psycopg would return otherwise: JSON as text, bit
-    strings as its ``BitString``."""
+    strings as its ``BitString``, ``int2vector`` and ``oidvector`` (reflection reads
+    them) as lists of ints."""
     asyncpg = _asyncpg()
 
     def text(data: bytes) -> str:
@@ -279,8 +281,18 @@ def _default_loaders(encoding: str) -> dict[int, type[Loader]]:
     def bits(data: bytes) -> Any:
         return asyncpg.BitString(data.decode("ascii"))
 
-    as_text, as_bits = _loader(text), _loader(bits)
-    return {JSON_OID: as_text, JSONB_OID: as_text, BIT_OID: as_bits, VARBIT_OID: as_bits}
+    def numbers(data: bytes) -> list[int]:
+        return [int(number) for number in data.split()]
+
+    as_text, as_bits, as_list = _loader(text), _loader(bits), _loader(numbers)
+    return {
+        JSON_OID: as_text,
+        JSONB_OID: as_text,
+        BIT_OID: as_bits,
+        VARBIT_OID: as_bits,
+        INT2VECTOR_OID: as_list,
+        OIDVECTOR_OID: as_list,
+    }
 
 
 def _parameter(value: Any) -> Any:
