@@ -266,13 +266,15 @@ def test_begin_inserts_and_selects(database: URL) -> None:
                 update(Item).where(Item.name.like("a%")).values(name="a%c")
             )
             rows = await conn.execute(
-                select(Item.name, text("'%' || '$1'")).where(Item.id > 0).order_by(Item.id)
+                select(Item.name, text("'%' || '$1'"), Item.id % 2)
+                .where(Item.id > 0)
+                .order_by(Item.id)
             )
             return renamed.rowcount, rows.all()
 
     rowcount, rows = run(database, body)
     assert rowcount == 1
-    assert rows == [("a%c", "%$1"), ("$1", "%$1")]
+    assert rows == [("a%c", "%$1", 1), ("$1", "%$1", 0)]
     assert query(database, "SELECT name FROM items ORDER BY id") == [("a%c",), ("$1",)]
 
 
