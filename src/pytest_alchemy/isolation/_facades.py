@@ -279,3 +279,5 @@ def virtual_of(dbapi_connection: Any) -> VirtualConnection | None:
     if isinstance(facade, AsyncConnectionFacade):
         return facade.virtual
     return None
+
+from . import _asyncpg  # noqa: E402, F401  # registers "asyncpg" (imports neither driver)
