@@ -507,3 +507,51 @@ def test_async_fixtures_under_xdist(async_project: Project) -> None:
     result = async_project.run_subprocess("-n", "2")
     result.assert_outcomes(passed=6)
     assert async_project.databases() == set()
+
+
+@pytest.mark.backends("postgresql")
+def test_asyncpg_through_its_emulation_over_the_shared_connection(
+    async_project: Project,
+) -> None:
+    # alchemy_url names asyncpg: the test database is reached with psycopg, and every
+    # async engine (the app's, async_db_engine) speaks asyncpg's API over it.
+    assert async_project.backend.url is not None
+    url = async_project.backend.url.replace("postgresql+psycopg://", "postgresql+asyncpg://")
+    async_project.write("webapp.py", FASTAPI_APP)
+    async_project.write(
+        "test_asyncpg.py",
+        f"""
+        import os
+        import httpx
+        import pytest
+        from sqlalchemy.exc import IntegrityError
+        from asyncapp import async_engine
+        from models import User
+        from webapp import app
+        {COUNT}
+
+        async def test_drivers(async_db_engine, db_engine):
+            assert async_engine.dialect.driver == "asyncpg"
+            assert async_db_engine.dialect.driver == "asyncpg"
+            assert db_engine.dialect.driver == "psycopg"
+            assert os.environ["APP_ASYNC_URL"].startswith("postgresql+asyncpg://")
+
+        async def test_session_and_routes(async_db_session, db_session):
+            async_db_session.add(User(email="a@example.com"))
+            await async_db_session.commit()
+            async_db_session.add(User(email="a@example.com"))
+            with pytest.raises(IntegrityError):
+                await async_db_session.commit()
+            await async_db_session.rollback()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                assert (await client.post("/users/x")).status_code == 200
+                assert (await client.post("/users/x")).status_code == 409
+            assert db_session.scalar(COUNT) == 3
+        """,
+    )
+    result = async_project.pytester.runpytest(
+        "--alchemy-url", url, "-p", "no:cacheprovider", "--alchemy-reuse-db"
+    )
+    result.assert_outcomes(passed=2)
+    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
