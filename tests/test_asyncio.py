@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Project
+from conftest import Project, output
 
 #: The models of conftest's MODELS, and the application's async objects, made at import
 #: from its async URL (set by alchemy_async_url_env).
@@ -555,3 +555,22 @@ def test_asyncpg_through_its_emulation_over_the_shared_connection(
     )
     result.assert_outcomes(passed=2)
     assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_app_async_engine_on_another_kind_of_database_is_refused(models_project: Project) -> None:
+    # The app's development default is sqlite+aiosqlite; the run is on a server.
+    models_project.write("asyncapp.py", ASYNC_APP)
+    models_project.ini(
+        alchemy_metadata="models:Base",
+        alchemy_engines="asyncapp:async_engine",
+        asyncio_mode="auto",
+    )
+    models_project.write("test_db.py", "async def test_one(async_db_session):\n    pass\n")
+    result = models_project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = output(result)
+    assert "alchemy_engines entry 'asyncapp:async_engine' is a sqlite engine" in text, text
+    assert "environment variable named in alchemy_async_url_env" in text, text
+    assert "Traceback" not in text, text
+    assert not (models_project.path / "dev.db").exists()

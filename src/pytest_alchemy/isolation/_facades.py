@@ -280,4 +280,5 @@ def virtual_of(dbapi_connection: Any) -> VirtualConnection | None:
         return facade.virtual
     return None
 
+
 from . import _asyncpg  # noqa: E402, F401  # registers "asyncpg" (imports neither driver)
