@@ -225,7 +225,7 @@ def test_placeholders_translate_to_psycopg_and_literals_survive(
 def test_registered_as_the_asyncpg_driver() -> None:
     driver = async_driver("asyncpg")
     assert driver is not None
-    assert (driver.sync, driver.facade, driver.package) == ("psycopg", AsyncpgFacade, "asyncpg")
+    assert (driver.sync, driver.facade, driver.extra) == ("psycopg", AsyncpgFacade, "asyncpg")
 
 
 def test_records_read_by_position_and_by_name() -> None:
