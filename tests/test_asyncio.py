@@ -11,6 +11,7 @@ from conftest import Project, output
 #: The models of conftest's MODELS, and the application's async objects, made at import
 #: from its async URL (set by alchemy_async_url_env).
 ASYNC_APP = """
+    import asyncio
     import os
     from sqlalchemy.ext.asyncio import (
         async_scoped_session, async_sessionmaker, create_async_engine,
@@ -21,7 +22,9 @@ ASYNC_APP = """
         os.environ.get("APP_ASYNC_URL", "sqlite+aiosqlite:///dev.db")
     )
     AsyncSessionLocal = async_sessionmaker(async_engine)
-    AsyncScoped = async_scoped_session(async_sessionmaker(async_engine), scopefunc=lambda: 1)
+    AsyncScoped = async_scoped_session(
+        async_sessionmaker(async_engine), scopefunc=asyncio.current_task
+    )
 """
 
 COUNT = "from sqlalchemy import func, select; COUNT = select(func.count()).select_from(User)"
@@ -574,3 +577,132 @@ def test_app_async_engine_on_another_kind_of_database_is_refused(models_project:
     assert "environment variable named in alchemy_async_url_env" in text, text
     assert "Traceback" not in text, text
     assert not (models_project.path / "dev.db").exists()
+
+
+USERS_REVISION = """
+    import sqlalchemy as sa
+    from alembic import op
+
+    revision = "0001"
+    down_revision = None
+    branch_labels = None
+    depends_on = None
+
+
+    def upgrade():
+        op.create_table(
+            "users",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("email", sa.String(100), unique=True),
+        )
+"""
+
+
+def test_alembic_async_template_unchanged_even_when_first_used_inside_a_loop(
+    async_project: Project,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    path = async_project.path
+    command.init(Config(str(path / "alembic.ini")), str(path / "migrations"), template="async")
+    assert "async_engine_from_config" in (path / "migrations" / "env.py").read_text()
+    async_project.write("migrations/versions/0001_users.py", USERS_REVISION)
+    async_project.ini(
+        alchemy_alembic_ini="alembic.ini",
+        alchemy_engines=["asyncapp:async_engine"],
+        alchemy_async_url_env="APP_ASYNC_URL",
+        asyncio_mode="auto",
+    )
+    async_project.write(
+        "test_first_use.py",
+        f"""
+        from sqlalchemy import text
+        from asyncapp import async_engine
+        from models import User
+        {COUNT}
+
+        async def test_1_the_apps_engine_builds_the_database():
+            async with async_engine.begin() as conn:
+                await conn.execute(text("INSERT INTO users (email) VALUES ('a@example.com')"))
+                assert (await conn.execute(COUNT)).scalar() == 1
+
+        async def test_2_empty(async_db_session):
+            assert await async_db_session.scalar(COUNT) == 0
+        """,
+    )
+    result = async_project.run("-p", "no:randomly", "--alchemy-reuse-db")
+    result.assert_outcomes(passed=2)
+    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    assert async_project.query("SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+def test_bulk_update_by_primary_key_counts_rows_on_both_fronts(async_project: Project) -> None:
+    # ORM bulk UPDATE runs executemany and checks the row count it returns (PyMySQL's
+    # and aiomysql's executemany return it).
+    async_project.write(
+        "test_bulk.py",
+        """
+        from sqlalchemy import select, update
+        from models import User
+
+        async def test_async(async_db_session):
+            async_db_session.add_all([User(id=1, email="a"), User(id=2, email="b")])
+            await async_db_session.commit()
+            await async_db_session.execute(
+                update(User), [{"id": 1, "email": "x"}, {"id": 2, "email": "y"}])
+            await async_db_session.commit()
+            assert (await async_db_session.scalars(select(User.email).order_by(User.id))).all() == [
+                "x", "y"]
+
+        def test_sync(db_session):
+            db_session.add_all([User(id=1, email="a"), User(id=2, email="b")])
+            db_session.commit()
+            db_session.execute(update(User), [{"id": 1, "email": "x"}, {"id": 2, "email": "y"}])
+            db_session.commit()
+            assert db_session.scalars(select(User.email).order_by(User.id)).all() == ["x", "y"]
+        """,
+    )
+    async_project.run().assert_outcomes(passed=2)
+
+
+def test_an_application_exception_is_never_replaced_by_a_refused_rollback(
+    async_project: Project,
+) -> None:
+    async_project.write(
+        "test_refused.py",
+        """
+        import asyncio
+        import pytest
+        from asyncapp import AsyncSessionLocal
+        from models import User
+
+        async def test_exception_goes_on():
+            with pytest.raises(ValueError, match="app error"):
+                async with AsyncSessionLocal.begin() as outer:
+                    outer.add(User(email="a@example.com"))
+                    await outer.flush()
+                    async with AsyncSessionLocal.begin() as inner:
+                        inner.add(User(email="b@example.com"))
+                    raise ValueError("app error")
+
+        async def test_swallowed_by_gather():
+            async def writer(email, fail):
+                async with AsyncSessionLocal.begin() as session:
+                    session.add(User(email=email))
+                    await session.flush()
+                    await asyncio.sleep(0.01 if fail else 0)
+                    if fail:
+                        raise ValueError("app error")
+
+            results = await asyncio.gather(
+                writer("a@example.com", True), writer("b@example.com", False),
+                return_exceptions=True)
+            assert isinstance(results[0], ValueError)
+        """,
+    )
+    result = async_project.run("-p", "no:randomly")
+    result.assert_outcomes(failed=2)
+    text = output(result)
+    assert text.count("was refused") >= 2, text
+    assert "DID NOT RAISE" not in text, text

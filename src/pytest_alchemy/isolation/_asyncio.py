@@ -162,13 +162,25 @@ def is_async_object(obj: Any, *names: str) -> bool:
 
 
 class AsyncScoped:
-    """An ``async_scoped_session`` whose ``remove()`` (a coroutine) runs at once."""
+    """An ``async_scoped_session`` whose sessions can all be closed at once, outside any
+    event loop: its registry is read directly, as its ``scopefunc`` (SQLAlchemy
+    documents ``asyncio.current_task``) has no answer there, and the sessions of tasks
+    that ended are closed too."""
 
     def __init__(self, scoped: Any) -> None:
         self.scoped = scoped
 
     def remove(self) -> None:
-        run_now(self.scoped.remove(), "closing an async_scoped_session's sessions")
+        store = self.scoped.registry.registry  # ScopedRegistry: a dict; thread-local: .value
+        if isinstance(store, dict):
+            sessions = list(store.values())
+            store.clear()
+        else:
+            sessions = [store.value] if hasattr(store, "value") else []
+            if sessions:
+                del store.value
+        for session in sessions:
+            run_now(session.close(), "closing an async_scoped_session's session")
 
 
 def shared_driver(engine: Engine | AsyncEngine) -> str:

@@ -45,12 +45,16 @@ class VirtualCursor:
         return result
 
     def execute(self, sql: Any, *args: Any, **kw: Any) -> Any:
-        self._send("execute", sql, *args, **kw)
-        return self
+        return self._returned(self._send("execute", sql, *args, **kw))
 
     def executemany(self, sql: Any, *args: Any, **kw: Any) -> Any:
-        self._send("executemany", sql, *args, **kw)
-        return self
+        return self._returned(self._send("executemany", sql, *args, **kw))
+
+    def _returned(self, result: Any) -> Any:
+        """What the driver's ``execute`` returned: this cursor where it returned its own
+        (psycopg, sqlite3), else its value (PyMySQL's row count, which SQLAlchemy's
+        MySQL dialects read after ``executemany``)."""
+        return self if result is None or result is self._real else result
 
     def callproc(self, name: str, *args: Any, **kw: Any) -> Any:
         """A stored procedure: run as ``CALL name``, a write that may commit by itself."""

@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NoReturn
 
 from .._errors import IsolationError
@@ -32,6 +33,22 @@ from ._scope import Context, Entry, Layer, Scope
 from ._shared import ROOT, SharedConnection
 
 #: Returned by :meth:`Ledger.rollback` when the rollback was carried out as a release.
+#: Set while a refusal must not be raised where it happens (an async front's rollback:
+#: SQLAlchemy runs it in a task of its own, where an exception on its way out of the
+#: application's ``async with`` cannot be seen): it is reported when the test ends.
+DEFER_REFUSALS: ContextVar[bool] = ContextVar("pytest_alchemy_defer_refusals", default=False)
+
+
+@contextmanager
+def refusals_deferred() -> Iterator[None]:
+    """Within: a refused rollback is reported at the end of the test, not raised."""
+    token = DEFER_REFUSALS.set(True)
+    try:
+        yield
+    finally:
+        DEFER_REFUSALS.reset(token)
+
+
 RELEASED = "released"
 #: Returned by :meth:`Ledger.rollback` when the rollback waits until it undoes nothing
 #: but its owner's work (the owner's transaction is over for its connection).
@@ -496,7 +513,7 @@ class Ledger:
                     if not told:
                         self._unobserved.append((entry, error))
                     return PENDING
-            if not defer and sys.exc_info()[1] is None:
+            if not defer and sys.exc_info()[1] is None and not DEFER_REFUSALS.get():
                 raise error
             self.deferred.append(error)
             if not keep:

@@ -8,10 +8,11 @@ pytest scopes, so the pytest hooks end, restart and report scopes on every one.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, scoped_session
@@ -25,6 +26,8 @@ from ..isolation._gate import ThreadGate
 from ..isolation._scope import Scope
 from ..schema import aimed_at
 from ._scopes import ScopeTracker
+
+T = TypeVar("T")
 
 
 class _Bind:
@@ -227,7 +230,18 @@ class RunIsolation:
 
     def setup(self) -> Engine:
         """The test database's engine, every test database created and built on first
-        use (the binds' first when one build makes them all, so that it finds them)."""
+        use (the binds' first when one build makes them all, so that it finds them).
+
+        First use may come inside a running event loop (an async test whose application
+        engine connects first): the build then runs on a thread of its own, as an async
+        env.py calls ``asyncio.run()``, which refuses to run inside a loop."""
+        if self.database.is_set_up and all(d.is_set_up for d in self._bind_databases().values()):
+            return self._setup()
+        if not _loop_running():
+            return self._setup()
+        return _on_a_thread(self._setup)
+
+    def _setup(self) -> Engine:
         with self.router.plugin_connections():
             binds = self._bind_databases()
             if self._group_build:
@@ -327,3 +341,30 @@ class RunIsolation:
         for bind in self._all():
             stack.callback(bind.close)
         stack.close()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _on_a_thread(function: Callable[[], T]) -> T:
+    """``function()`` on a new thread, waited for; its exception raised here."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, function()))
+        except BaseException as exc:  # raised in the caller's thread below
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="pytest-alchemy build")
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]

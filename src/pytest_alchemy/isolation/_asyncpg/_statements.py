@@ -7,6 +7,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._ledger import refusals_deferred
 from ._errors import _count_error, _interface_error
 from ._values import Attribute, Record, Type, _asyncpg
 
@@ -180,13 +181,14 @@ class Transaction:
         self._end("commit", "committed", self._facade.virtual.commit, "RELEASE SAVEPOINT")
 
     async def rollback(self) -> None:
-        self._end(
-            "rollback",
-            "rolled back",
-            self._facade.virtual.rollback,
-            "ROLLBACK TO SAVEPOINT",
-            "RELEASE SAVEPOINT",
-        )
+        with refusals_deferred():  # as every async front's rollback (see the facades)
+            self._end(
+                "rollback",
+                "rolled back",
+                self._facade.virtual.rollback,
+                "ROLLBACK TO SAVEPOINT",
+                "RELEASE SAVEPOINT",
+            )
 
     async def __aenter__(self) -> Transaction:
         await self.start()
