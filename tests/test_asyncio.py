@@ -389,7 +389,9 @@ def test_a_task_that_outlives_its_test_cannot_write_into_the_next(
         asyncio_mode="strict",
     )
     result = async_project.run("-p", "no:randomly", "--alchemy-reuse-db")
-    result.assert_outcomes(passed=2)
+    # The second test is told, even when nobody awaits the task.
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*IsolationError: pytest-alchemy: a task * started during*"])
     assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
 
 
@@ -706,3 +708,28 @@ def test_an_application_exception_is_never_replaced_by_a_refused_rollback(
     text = output(result)
     assert text.count("was refused") >= 2, text
     assert "DID NOT RAISE" not in text, text
+
+
+def test_raw_driver_connection_joins_the_test(async_project: Project) -> None:
+    async_project.write(
+        "test_raw.py",
+        f"""
+        from models import User
+        {COUNT}
+
+        async def test_driver_connection(async_db_connection, db_session):
+            raw = await async_db_connection.get_raw_connection()
+            driver = raw.driver_connection
+            cursor = driver.cursor()
+            await cursor.execute("INSERT INTO users (email) VALUES ('raw@example.com')")
+            await driver.commit()
+            assert db_session.scalar(COUNT) == 1
+            await driver.rollback()  # nothing open: nothing undone
+            assert db_session.scalar(COUNT) == 1
+            if hasattr(type(driver), "set_autocommit") or "aiosqlite" in str(raw):
+                shortcut = await driver.execute("SELECT COUNT(*) FROM users")
+                assert (await shortcut.fetchone())[0] == 1
+        """,
+    )
+    async_project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
+    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]

@@ -568,3 +568,17 @@ def test_a_statement_that_cannot_be_prepared_leaves_the_transaction_as_it_was(
 
     run(database, body)
     assert query(database, "SELECT name FROM items ORDER BY id") == [("before",), ("after",)]
+
+
+def test_timestamptz_comes_back_in_utc_whatever_the_session_zone(database: URL) -> None:
+    # asyncpg decodes timestamptz as UTC; psycopg would give the session's time zone.
+    async def body(engine: AsyncEngine) -> Any:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("SET TIME ZONE 'Europe/Paris'")
+            return await conn.scalar(
+                select(func.cast("2024-01-01T00:00:00+00:00", Value.stamptz.type))
+            )
+
+    back = run(database, body)
+    assert back == datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    assert back.utcoffset() == datetime.timedelta(0)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._errors import IsolationError
+from ._cursor import VirtualCursor
 from ._ledger import refusals_deferred
 from ._virtual import VirtualConnection
 
@@ -131,12 +132,39 @@ class AsyncConnectionFacade:
     async def close(self) -> None:
         self.virtual.close()
 
+    #: The async driver's methods that are sync (the rest are coroutines there).
+    sync_methods: frozenset[str] = frozenset()
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.virtual, name)
+        """The rest of the driver's API, over the virtual connection: its attributes as
+        they are, its methods as the async driver has them (coroutine functions, but
+        for ``sync_methods``), a cursor they return as an async one."""
+        value = getattr(self.virtual, name)
+        if not callable(value) or isinstance(value, type) or name in self.sync_methods:
+            return value
+
+        async def method(*args: Any, **kw: Any) -> Any:
+            result = self._call(value, *args, **kw)
+            if isinstance(result, VirtualCursor):
+                return self.cursor_class(self, result)
+            return result
+
+        return method
 
 
 class PsycopgAsyncFacade(AsyncConnectionFacade):
     """psycopg's ``AsyncConnection``: settings are awaited setters."""
+
+    sync_methods = frozenset(
+        {
+            "add_notice_handler",
+            "remove_notice_handler",
+            "add_notify_handler",
+            "remove_notify_handler",
+            "fileno",
+            "xid",
+        }
+    )
 
     class cursor_class(AsyncCursorFacade):  # the attribute the base reads
         def _close(self) -> None:
@@ -202,6 +230,21 @@ class AiosqliteFacade(AsyncConnectionFacade):
 
 class MySQLAsyncFacade(AsyncConnectionFacade):
     """aiomysql's and asyncmy's ``Connection`` (over PyMySQL)."""
+
+    sync_methods = frozenset(
+        {
+            "character_set_name",
+            "get_autocommit",
+            "escape",
+            "escape_string",
+            "literal",
+            "get_host_info",
+            "get_proto_info",
+            "get_server_info",
+            "thread_id",
+            "encoders",
+        }
+    )
 
     async def ping(self, reconnect: bool = False) -> None:
         return None

@@ -290,6 +290,8 @@ _SKIPPED = (
 def _caller() -> str | None:
     """The first frame outside SQLAlchemy, pytest-alchemy and the standard library."""
     for frame in reversed(traceback.extract_stack()[:-1]):
+        if frame.filename.startswith("<"):  # code SQLAlchemy generates (<... _go() wrapper>)
+            continue
         if not os.path.realpath(frame.filename).startswith(_SKIPPED):
             return f"{frame.filename}:{frame.lineno}"
     return None

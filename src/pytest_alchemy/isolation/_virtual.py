@@ -126,13 +126,17 @@ class VirtualConnection:
             )
         started = ORIGIN.get()
         if started is not None and not started.alive:
-            raise IsolationError(
+            # Raised to the task (which may never be awaited) and reported at the end of
+            # whatever runs now, so that it cannot pass unseen.
+            error = IsolationError(
                 f"pytest-alchemy: a task (or code run in its context) started during "
                 f"{started.label} asked {self.engine_label} for a connection after that "
                 "ended; what it writes would land in another test.\nFix: await or cancel "
                 "the task before the test or fixture that started it ends (with a wider "
                 "event loop scope, tasks outlive the test that made them)."
             )
+            self._ledger.deferred.append(error)
+            raise error
         with self._ledger.mutex:
             self._lost_reason = None
             if self._transaction is not None:

@@ -66,6 +66,13 @@ T = TypeVar("T")
 class AsyncpgFacade(AsyncConnectionFacade):
     """asyncpg's ``Connection`` over a psycopg 3 (virtual) connection."""
 
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"pytest-alchemy: asyncpg's Connection.{name} is not emulated on the test's "
+            "connection (pytest-alchemy answers the asyncpg API SQLAlchemy uses, plus "
+            "execute, fetch, fetchrow, fetchval, prepare, cursor and transaction)."
+        )
+
     def __init__(self, virtual: Any) -> None:
         super().__init__(virtual)
         self._transactions: list[Transaction] = []

@@ -102,6 +102,20 @@ def _records(description: Any, rows: Sequence[Sequence[Any]]) -> list[Record]:
 
 JSON_OID, JSONB_OID, BIT_OID, VARBIT_OID = 114, 3802, 1560, 1562
 INT2VECTOR_OID, OIDVECTOR_OID = 22, 30
+TIMESTAMPTZ_OID = 1184
+
+
+def _utc_loader() -> type[Loader]:
+    """``timestamptz`` in UTC, as asyncpg returns it (psycopg gives the session's zone)."""
+    from datetime import timezone
+
+    from psycopg.types.datetime import TimestamptzLoader
+
+    class UTCLoader(TimestamptzLoader):
+        def load(self, data: Any) -> Any:
+            return super().load(data).astimezone(timezone.utc)
+
+    return UTCLoader
 
 
 def _loader(decode: Callable[[bytes], Any]) -> type[Loader]:
@@ -119,7 +133,7 @@ def _loader(decode: Callable[[bytes], Any]) -> type[Loader]:
 def _default_loaders(encoding: str) -> dict[int, type[Loader]]:
     """How asyncpg returns what psycopg would return otherwise: JSON as text, bit
     strings as its ``BitString``, ``int2vector`` and ``oidvector`` (reflection reads
-    them) as lists of ints."""
+    them) as lists of ints, ``timestamptz`` in UTC."""
     asyncpg = _asyncpg()
 
     def text(data: bytes) -> str:
@@ -139,6 +153,7 @@ def _default_loaders(encoding: str) -> dict[int, type[Loader]]:
         VARBIT_OID: as_bits,
         INT2VECTOR_OID: as_list,
         OIDVECTOR_OID: as_list,
+        TIMESTAMPTZ_OID: _utc_loader(),
     }
 
 
