@@ -17,7 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect, Engine
 
 from ._errors import SettingError
-from .isolation import VirtualConnection
+from .isolation._asyncio import AsyncEngine, dispose, sync_engine_of
+from .isolation._facades import virtual_of
 from .provision import provisioner_class
 
 #: Set in a connection record's info by the redirect, checked when the connection opens.
@@ -43,8 +44,10 @@ class EngineRedirect:
         self._stack = ExitStack()
         self.engines: list[Engine] = []
 
-    def add(self, engine: Engine, setting: str) -> None:
-        """Send every future connection of ``engine`` to the test database."""
+    def add(self, engine: Engine | AsyncEngine, setting: str) -> None:
+        """Send every future connection of ``engine`` (an AsyncEngine's: of its
+        ``sync_engine``) to the test database."""
+        engine = sync_engine_of(engine)
         if any(engine is known for known in self.engines):
             return
         test_backend = self.test_url.get_backend_name()
@@ -59,17 +62,19 @@ class EngineRedirect:
                 "engine from an environment variable named in alchemy_url_env."
             )
         dialect = engine.dialect
+        # Its own driver (an async one stays async), on the test database.
+        test_url = self.test_url.set(drivername=engine.url.drivername)
         app_args, app_params = dialect.create_connect_args(engine.url)
-        made_args, made_params = dialect.create_connect_args(self.test_url)
+        made_args, made_params = dialect.create_connect_args(test_url)
 
         def to_test_database(
             dialect: Dialect, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]
         ) -> None:
             self._ensure()
-            current = self._current_url()
+            current = self._current_url().set(drivername=test_url.drivername)
             test_args, test_params = (
                 dialect.create_connect_args(current)
-                if current != self.test_url
+                if current != test_url
                 else (made_args, made_params)
             )
             engine.url = current
@@ -84,9 +89,7 @@ class EngineRedirect:
         def check_redirected(dbapi_connection: Any, conn_rec: Any) -> None:
             # An engine made with creator= connects without do_connect: it would reach
             # its own database. Stop before anything runs on that connection.
-            if not conn_rec.info.get(_REDIRECTED) and not isinstance(
-                dbapi_connection, VirtualConnection
-            ):
+            if not conn_rec.info.get(_REDIRECTED) and virtual_of(dbapi_connection) is None:
                 dbapi_connection.close()
                 raise SettingError(
                     f"pytest-alchemy: {setting} connects through its own creator function, "
@@ -95,12 +98,12 @@ class EngineRedirect:
                     "from a URL (set alchemy_url_env and read the URL from that variable)."
                 )
 
-        engine.dispose()
+        dispose(engine.pool)
         event.listen(engine, "do_connect", to_test_database)
         event.listen(engine, "first_connect", check_redirected, insert=True)
         event.listen(engine, "connect", check_redirected, insert=True)
         original_url = engine.url
-        engine.url = self.test_url
+        engine.url = test_url
         self.engines.append(engine)
 
         def undo() -> None:
@@ -108,7 +111,7 @@ class EngineRedirect:
             event.remove(engine, "first_connect", check_redirected)
             event.remove(engine, "do_connect", to_test_database)
             engine.url = original_url
-            engine.dispose()
+            dispose(engine.pool)
 
         self._stack.callback(undo)
 

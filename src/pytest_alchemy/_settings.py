@@ -10,12 +10,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import scoped_session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._errors import SettingError, first_line
 from ._urls import parse_url
@@ -57,6 +60,10 @@ class Settings:
     bind_urls: Mapping[str, str] = field(default_factory=dict)
     #: Test data factories (``package.module:Factory`` or ``package.module``) to bind.
     factories: Sequence[str] = ()
+    #: The async driver ``url`` named (``url`` itself holds the sync driver it runs over).
+    async_driver: str | None = None
+    #: The environment variable set to the test database's URL with an async driver.
+    async_url_env: str | None = None
 
 
 def resolve_settings(
@@ -80,6 +87,11 @@ def resolve_settings(
     else:
         raw, source = DEFAULT_URL, "the default SQLite URL"
     url = parse_url(str(raw).strip(), source)
+    async_driver = None
+    if _is_async_url(url):
+        from .isolation._asyncio import sync_url
+
+        async_driver, url = url.get_driver_name(), sync_url(url)
 
     base = inipath.parent if inipath is not None else rootpath
     alembic_ini = ini("alchemy_alembic_ini")
@@ -100,7 +112,20 @@ def resolve_settings(
         prepare_database=(ini("alchemy_prepare_database") or "").strip() or None,
         **_flask_settings(ini),
         factories=_lines(ini("alchemy_factories")),
+        async_driver=async_driver,
+        async_url_env=(ini("alchemy_async_url_env") or "").strip() or None,
     )
+
+
+def _is_async_url(url: URL) -> bool:
+    """Whether ``url`` names an async driver that can run over a sync one (others are
+    refused with the drivers to use when the URL is checked)."""
+    from .isolation._facades import async_driver
+
+    try:
+        return async_driver(url.get_driver_name()) is not None
+    except Exception:  # a dialect SQLAlchemy does not know: refused when checked
+        return False
 
 
 _SCOPES = ("session", "package", "module", "class", "function")
@@ -231,16 +256,16 @@ def as_metadata(obj: Any, setting: str) -> MetaData:
     )
 
 
-def as_engine(obj: Any, setting: str, *, call: bool = False) -> Engine:
-    """An ``Engine``; with ``call``, also what a zero-argument function (for example a
-    ``functools.lru_cache``'d ``get_engine()``) returns, calling it once."""
-    if isinstance(obj, Engine):
-        return obj
+def as_engine(obj: Any, setting: str, *, call: bool = False) -> Engine | AsyncEngine:
+    """An ``Engine`` or ``AsyncEngine``; with ``call``, also what a zero-argument function
+    (for example a ``functools.lru_cache``'d ``get_engine()``) returns, calling it once."""
+    if isinstance(obj, Engine) or _is_async(obj, "AsyncEngine"):
+        return obj  # type: ignore[no-any-return]
     _refuse_unsupported(obj, f"{setting} is")
     if call and _is_engine_function(obj):
         result = _call_engine_function(obj, setting)
-        if isinstance(result, Engine):
-            return result
+        if isinstance(result, Engine) or _is_async(result, "AsyncEngine"):
+            return result  # type: ignore[no-any-return]
         _refuse_unsupported(result, f"{setting} is a function that returned")
         raise SettingError(
             f"pytest-alchemy: {setting} is a function that returned a "
@@ -253,7 +278,7 @@ def as_engine(obj: Any, setting: str, *, call: bool = False) -> Engine:
     )
 
 
-def load_engine(path: str) -> Engine:
+def load_engine(path: str) -> Engine | AsyncEngine:
     """The Engine that an ``alchemy_engines`` line names (or that the function it names
     returns)."""
     return as_engine(
@@ -264,7 +289,11 @@ def load_engine(path: str) -> Engine:
 def _is_engine_function(obj: Any) -> bool:
     # Classes (a declarative base...) and session factories are callable too, but calling
     # them makes no engine.
-    return callable(obj) and not isinstance(obj, (type, sessionmaker, scoped_session))
+    return (
+        callable(obj)
+        and not isinstance(obj, (type, sessionmaker, scoped_session))
+        and not _is_async(obj, "async_sessionmaker", "async_scoped_session")
+    )
 
 
 def _call_engine_function(function: Any, setting: str) -> Any:
@@ -289,7 +318,11 @@ def _call_engine_function(function: Any, setting: str) -> Any:
         ) from None
 
 
-def as_session_factory(obj: Any, setting: str) -> sessionmaker[Any] | scoped_session[Any]:
+def as_session_factory(obj: Any, setting: str) -> Any:
+    """A ``sessionmaker``, ``scoped_session``, ``async_sessionmaker`` or
+    ``async_scoped_session`` (the router's ``SessionFactory``)."""
+    if _is_async(obj, "async_sessionmaker", "async_scoped_session"):
+        return obj
     _refuse_unsupported(obj, f"{setting} is")
     if isinstance(obj, sessionmaker):
         return obj
@@ -297,8 +330,9 @@ def as_session_factory(obj: Any, setting: str) -> sessionmaker[Any] | scoped_ses
         return obj
     raise SettingError(
         f"pytest-alchemy: {setting} is a {type(obj).__name__}, not a sessionmaker or a "
-        "scoped_session over one.\nFix: list the application's sessionmaker / "
-        "scoped_session objects (module:attribute), one a line."
+        "scoped_session over one (or their asyncio versions).\nFix: list the "
+        "application's sessionmaker / scoped_session / async_sessionmaker objects "
+        "(module:attribute), one a line."
     )
 
 
@@ -312,9 +346,9 @@ _FLASK_SQLALCHEMY = (
     "package.module:db (the SQLAlchemy() extension), and remove this line."
 )
 _ASYNCIO = (
-    "async support is not there yet.\n"
-    "Fix: for now list a synchronous Engine / sessionmaker on a sync driver (for example "
-    "postgresql+psycopg), and test through those."
+    "it is not an object pytest-alchemy routes.\n"
+    "Fix: list the application's AsyncEngine, async_sessionmaker or async_scoped_session "
+    "(the object that makes sessions and connections, not one session or connection)."
 )
 
 
@@ -338,6 +372,14 @@ def _flask_sqlalchemy_kind(obj: Any) -> str | None:
     if type(obj).__name__ == "SQLAlchemy":
         return "the Flask-SQLAlchemy extension (db = SQLAlchemy())"
     return f"a Flask-SQLAlchemy {type(obj).__name__}"
+
+
+def _is_async(obj: Any, *names: str) -> bool:
+    """Whether ``obj`` is one of the named classes of ``sqlalchemy.ext.asyncio`` (imported
+    only when ``obj`` comes from there)."""
+    from .isolation._asyncio import is_async_object
+
+    return is_async_object(obj, *names)
 
 
 def _asyncio_kind(obj: Any) -> str | None:

@@ -127,7 +127,7 @@ class AsyncConnectionFacade:
 class PsycopgAsyncFacade(AsyncConnectionFacade):
     """psycopg's ``AsyncConnection``: settings are awaited setters."""
 
-    class cursor_class(AsyncCursorFacade):  # noqa: N801  # the attribute the base reads
+    class cursor_class(AsyncCursorFacade):  # the attribute the base reads
         def _close(self) -> None:
             self._cursor.close()
 
@@ -141,16 +141,20 @@ class PsycopgAsyncFacade(AsyncConnectionFacade):
         return bool(self.virtual._closed)
 
     async def set_autocommit(self, value: bool) -> None:
-        self.virtual.autocommit = value
+        virtual: Any = self.virtual
+        virtual.autocommit = value
 
     async def set_isolation_level(self, value: Any) -> None:
-        self.virtual.isolation_level = value
+        virtual: Any = self.virtual
+        virtual.isolation_level = value
 
     async def set_read_only(self, value: Any) -> None:
-        self.virtual.read_only = value
+        virtual: Any = self.virtual
+        virtual.read_only = value
 
     async def set_deferrable(self, value: Any) -> None:
-        self.virtual.deferrable = value
+        virtual: Any = self.virtual
+        virtual.deferrable = value
 
 
 class _Queue:
@@ -192,7 +196,7 @@ class MySQLAsyncFacade(AsyncConnectionFacade):
         return None
 
     async def autocommit(self, value: bool) -> None:
-        self.virtual.autocommit(value)  # type: ignore[attr-defined]
+        self.virtual.autocommit(value)
 
     async def ensure_closed(self) -> None:
         self.virtual.close()
@@ -205,8 +209,8 @@ class AsyncmyFacade(MySQLAsyncFacade):
     """asyncmy raises its own exception classes: PyMySQL's are raised as those."""
 
     def _call(self, function: Callable[..., T], *args: Any, **kw: Any) -> T:
-        import asyncmy.errors  # type: ignore[import-not-found,unused-ignore]
-        import pymysql
+        import asyncmy.errors
+        import pymysql  # type: ignore[import-untyped,unused-ignore]
 
         try:
             return function(*args, **kw)
@@ -218,12 +222,14 @@ class AsyncmyFacade(MySQLAsyncFacade):
 @dataclass(frozen=True)
 class AsyncDriver:
     """An async driver routed over a sync one: SQLAlchemy's driver names (``dialect.driver``),
-    the facade class, and the package a user installs for it."""
+    the facade class, and pytest-alchemy's pip extra that installs both drivers."""
 
     name: str
     sync: str
     facade: Callable[[VirtualConnection], AsyncConnectionFacade]
-    package: str
+    extra: str
+    #: ``dialect.driver`` of its async dialect, when not ``name`` (psycopg's is "psycopg").
+    dialect_driver: str = ""
 
 
 _DRIVERS: dict[str, AsyncDriver] = {}
@@ -234,7 +240,7 @@ def register(driver: AsyncDriver) -> None:
 
 
 for _driver in (
-    AsyncDriver("psycopg_async", "psycopg", PsycopgAsyncFacade, "psycopg"),
+    AsyncDriver("psycopg_async", "psycopg", PsycopgAsyncFacade, "psycopg-async", "psycopg"),
     AsyncDriver("aiosqlite", "pysqlite", AiosqliteFacade, "aiosqlite"),
     AsyncDriver("aiomysql", "pymysql", MySQLAsyncFacade, "aiomysql"),
     AsyncDriver("asyncmy", "pymysql", AsyncmyFacade, "asyncmy"),
@@ -245,6 +251,16 @@ for _driver in (
 def async_driver(name: str) -> AsyncDriver | None:
     """The routed async driver SQLAlchemy calls ``name``; None if it is not one."""
     return _DRIVERS.get(name)
+
+
+def async_driver_of(dialect: Any) -> AsyncDriver | None:
+    """The routed async driver of an async dialect; None if it is not one."""
+    if not getattr(dialect, "is_async", False):
+        return None
+    for driver in _DRIVERS.values():
+        if (driver.dialect_driver or driver.name) == dialect.driver:
+            return driver
+    return None
 
 
 def async_drivers() -> list[AsyncDriver]:

@@ -25,17 +25,26 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import Pool
 
-from .._errors import IsolationError
+from .._errors import IsolationError, SettingError
 from .._urls import render_url
 from ..provision import is_plugin_dialect
-from ._asyncio import AsyncEngine, async_creator, dispose, sync_engine_of
+from ._asyncio import (
+    AsyncEngine,
+    AsyncScoped,
+    async_creator,
+    dispose,
+    is_async_object,
+    sync_engine_of,
+)
 from ._facades import virtual_of
 from ._ledger import Ledger
 from ._shims import virtual_class
 from ._virtual import VirtualConnection
 
-#: What ``alchemy_sessionmakers`` lists: a sessionmaker, or a scoped_session over one.
-SessionFactory = sessionmaker[Any] | scoped_session[Any]
+#: What ``alchemy_sessionmakers`` lists: a sessionmaker, or a scoped_session over one
+#: (or an ``async_sessionmaker`` / ``async_scoped_session``: typed as Any, as
+#: ``sqlalchemy.ext.asyncio`` is imported only when one is met).
+SessionFactory = sessionmaker[Any] | scoped_session[Any] | Any
 
 
 #: How deep this thread is in the plugin's own connections, shared by every Router: while
@@ -56,7 +65,7 @@ class Router:
         self._plugin = _PLUGIN
         self._uninitialized: list[Pool] = []
         #: Routed scoped_sessions (emptied after each test by the pytest layer).
-        self.scoped: list[scoped_session[Any]] = []
+        self.scoped: list[scoped_session[Any] | AsyncScoped] = []
 
     def initialize_dialects(self) -> None:
         """Let routed engines that never connected initialize their dialects on a real
@@ -144,25 +153,41 @@ class Router:
 
     # -- sessions ------------------------------------------------------------------------
 
-    def route_sessionmaker(self, factory: SessionFactory, default: Engine) -> None:
-        """Route the engines a sessionmaker (or a scoped_session's) is bound to, so that
-        ``get_bind()`` still returns them; one bound to nothing gets ``default`` until
-        :meth:`close`. A scoped_session's registry is emptied now and at the end (its
-        sessions belong to connections made before); :attr:`scoped` lists it."""
-        if isinstance(factory, scoped_session):
-            factory.remove()
-            self.scoped.append(factory)
-            self._stack.callback(factory.remove)
+    def route_sessionmaker(
+        self,
+        factory: Any,
+        default: Engine,
+        async_default: Callable[[], AsyncEngine] | None = None,
+    ) -> None:
+        """Route the engines a sessionmaker (or a scoped_session's, or their asyncio
+        versions') is bound to, so that ``get_bind()`` still returns them; one bound to
+        nothing gets ``default`` (an async one ``async_default()``) until :meth:`close`.
+        A scoped_session's registry is emptied now and at the end (its sessions belong
+        to connections made before); :attr:`scoped` lists it."""
+        if isinstance(factory, scoped_session) or is_async_object(factory, "async_scoped_session"):
+            scoped = factory if isinstance(factory, scoped_session) else AsyncScoped(factory)
+            scoped.remove()
+            self.scoped.append(scoped)
+            self._stack.callback(scoped.remove)
             maker = factory.session_factory
         else:
             maker = factory
         bind = maker.kw.get("bind")
         binds = maker.kw.get("binds") or {}
-        for engine in [b for b in [bind, *binds.values()] if isinstance(b, Engine)]:
-            self.route(engine, render_url(engine.url))
+        for engine in [bind, *binds.values()]:
+            if isinstance(engine, Engine) or is_async_object(engine, "AsyncEngine"):
+                self.route(engine, render_url(engine.url))
         if bind is None and not binds:
             saved = dict(maker.kw)
-            maker.kw["bind"] = default
+            if is_async_object(maker, "async_sessionmaker"):
+                if async_default is None:
+                    raise SettingError(
+                        "pytest-alchemy: an async_sessionmaker bound to no engine needs an "
+                        "async driver for the test database."
+                    )
+                maker.kw["bind"] = async_default()
+            else:
+                maker.kw["bind"] = default
             self._stack.callback(_restore_kw, maker, saved)
 
     def label_sessions(self) -> None:

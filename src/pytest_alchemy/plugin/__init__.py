@@ -2,6 +2,7 @@
 pytest's scopes. The core below it (:mod:`pytest_alchemy.isolation`, the test database)
 works without pytest."""
 
+from ._async import async_db_connection, async_db_engine, async_db_session
 from ._factories import _alchemy_bind_factories, _alchemy_factory_binding, alchemy_factories
 from ._fixtures import (
     _alchemy_app_routing,
@@ -72,6 +73,9 @@ __all__ = [
     "alchemy_session_options",
     "alchemy_sessionmakers",
     "alchemy_url",
+    "async_db_connection",
+    "async_db_engine",
+    "async_db_session",
     "class_db_session",
     "db_connection",
     "db_engine",

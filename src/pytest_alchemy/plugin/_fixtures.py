@@ -24,8 +24,10 @@ from .._settings import as_engine, as_metadata, as_session_factory, import_objec
 from .._urls import parse_url, render_url
 from ..integrations._flask_migrate import FlaskMigrateSchema
 from ..integrations.flask import is_lite
+from ..isolation._asyncio import AsyncEngine, sync_url
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from ..schema._prepare import PrepareFunction, PrepareHook
+from ._async import sync_session_class
 from ._flask import (
     adopt_pending,
     bind_schema,
@@ -35,7 +37,16 @@ from ._flask import (
     known_binds,
 )
 from ._isolation import RunIsolation
-from ._state import bind_base, bind_database, bind_suffix, guarded, state_of, stop
+from ._state import (
+    RunState,
+    async_test_url,
+    bind_base,
+    bind_database,
+    bind_suffix,
+    guarded,
+    state_of,
+    stop,
+)
 
 # -- settings as override points ------------------------------------------------------------
 
@@ -88,9 +99,10 @@ def alchemy_prepare_database(pytestconfig: pytest.Config) -> PrepareFunction | N
 
 
 @pytest.fixture(scope="session")
-def alchemy_engines(pytestconfig: pytest.Config) -> Sequence[Engine]:
-    """The application's own engines, routed into the test database and transaction (a
-    line that names a function gives the Engine it returns, called once, here)."""
+def alchemy_engines(pytestconfig: pytest.Config) -> Sequence[Engine | AsyncEngine]:
+    """The application's own engines (``Engine`` or ``AsyncEngine``), routed into the
+    test database and transaction (a line that names a function gives the engine it
+    returns, called once, here)."""
     paths = state_of(pytestconfig).settings.engines
     return [guarded(partial(load_engine, p)) for p in paths]
 
@@ -176,7 +188,7 @@ def _alchemy_database(
     prepare = guarded(lambda: _prepare_hook(alchemy_prepare_database, settings.prepare_database))
     database = guarded(
         lambda: TestDatabase(
-            parse_url(alchemy_url, source),
+            sync_url(parse_url(alchemy_url, source)),
             source=source,
             sqlite_dir=settings.sqlite_dir,
             schema=_alchemy_schema,
@@ -185,7 +197,7 @@ def _alchemy_database(
             recreate=alchemy_create_db,
             lock_timeout=settings.lock_timeout,
             prepare=prepare,
-            on_rename=lambda url: _follow_rename(settings.url_env, url),
+            on_rename=partial(_follow_rename, state),
         )
     )
     state.database = database
@@ -251,11 +263,15 @@ def _prepare_hook(function: Any, path: str | None) -> PrepareHook | None:
     return PrepareHook(function, setting)
 
 
-def _follow_rename(url_env: str | None, url: URL) -> None:
-    """Point ``alchemy_url_env`` at the name the run took instead (restored after the
-    run with the rest of the environment)."""
-    if url_env:
-        os.environ[url_env] = url.render_as_string(hide_password=False)
+def _follow_rename(state: RunState, url: URL) -> None:
+    """Point ``alchemy_url_env`` and ``alchemy_async_url_env`` at the name the run took
+    instead (restored after the run with the rest of the environment)."""
+    settings = state.settings
+    if settings.url_env:
+        os.environ[settings.url_env] = url.render_as_string(hide_password=False)
+    if settings.async_url_env:
+        made = async_test_url(state, url)
+        os.environ[settings.async_url_env] = made.render_as_string(hide_password=False)
 
 
 def _setting_name(paths: Sequence[str], index: int, setting: str) -> str:
@@ -312,6 +328,7 @@ def _alchemy_isolation(request: pytest.FixtureRequest) -> Iterator[RunIsolation]
                 engines,
                 [factory for factory, _ in factories],
                 lock_timeout=settings.lock_timeout,
+                async_url=partial(async_test_url, state),
                 redirect=redirect,
                 bind_databases=lambda: dict(state.binds),
                 bind_database=partial(bind_database, state),
@@ -339,6 +356,7 @@ def _alchemy_app_routing(request: pytest.FixtureRequest) -> None:
     settings = state_of(request.config).settings
     if (
         settings.url_env
+        or settings.async_url_env
         or settings.flask_app
         or any(request.getfixturevalue(name) for name in names)
     ):
@@ -359,15 +377,7 @@ def _session(
     request: pytest.FixtureRequest | None = None,
 ) -> Iterator[Session]:
     options = dict(options)
-    class_ = options.pop("class_", Session)
-    if not (isinstance(class_, type) and issubclass(class_, Session)):
-        stop(
-            SettingError(
-                f"pytest-alchemy: alchemy_session_options['class_'] is {class_!r}, not a "
-                "Session class.\nFix: use sqlalchemy.orm.Session or a subclass such as "
-                "sqlmodel.Session."
-            )
-        )
+    class_ = guarded(lambda: sync_session_class(options.pop("class_", Session)))
     guarded(isolation.setup)
     if request is not None:  # Flask-SQLAlchemy binds: each bind's tables on its engine
         binds = flask_binds(request, isolation)

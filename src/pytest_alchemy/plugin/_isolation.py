@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, scoped_session
 
 from .._database import TestDatabase
 from .._errors import IsolationError, SettingError
 from .._routing import EngineRedirect
 from ..isolation import Ledger, Router, SessionFactory, driver_for
+from ..isolation._asyncio import AsyncEngine, AsyncScoped, shared_driver, sync_engine_of
 from ..isolation._gate import ThreadGate
 from ..isolation._scope import Scope
 from ..schema import aimed_at
@@ -80,7 +81,7 @@ class _Bind:
             self.router.initialize_dialects()
             return real_pool.connect()
 
-    def adopt(self, engine: Engine, label: str) -> None:
+    def adopt(self, engine: Engine | AsyncEngine, label: str) -> None:
         if self.redirect is not None:
             self.redirect.add(engine, label)
         RunIsolation._check_drivers([(self.primary, "the test database"), (engine, label)])
@@ -104,17 +105,25 @@ class RunIsolation:
         self,
         database: TestDatabase,
         scopes: ScopeTracker,
-        app_engines: Sequence[tuple[Engine, str]],
+        app_engines: Sequence[tuple[Engine | AsyncEngine, str]],
         factories: Sequence[SessionFactory],
         *,
         lock_timeout: float,
+        async_url: Callable[[URL], URL] | None = None,
         redirect: EngineRedirect | None = None,
         bind_databases: Callable[[], dict[str, TestDatabase]] = dict,
         bind_database: Callable[[str], TestDatabase] | None = None,
         group_build: bool = False,
     ) -> None:
         self.database = database
-        self.primary = app_engines[0][0] if app_engines else database.engine
+        sync_engines = [e for e, _ in app_engines if isinstance(e, Engine)]
+        #: The engine db_connection and db_session use, and whose pool's set-up the
+        #: shared connection gets: the application's first sync engine, else db_engine.
+        self.primary = sync_engines[0] if sync_engines else database.engine
+        #: The application's first AsyncEngine (else async_db_engine, made when needed).
+        self._app_async = next((e for e, _ in app_engines if not isinstance(e, Engine)), None)
+        self._async_url = async_url
+        self._async_engine: AsyncEngine | None = None
         self._check_drivers([(database.engine, "db_engine"), *app_engines])
         self._scopes = scopes
         self._lock_timeout = lock_timeout
@@ -142,7 +151,34 @@ class RunIsolation:
         for engine, label in app_engines:
             self.router.route(engine, label)
         for factory in factories:
-            self.router.route_sessionmaker(factory, self.primary)
+            self.router.route_sessionmaker(factory, self.primary, self.async_primary)
+
+    # -- asyncio ------------------------------------------------------------------------
+
+    def async_engine(self) -> AsyncEngine:
+        """``async_db_engine``: an AsyncEngine on the test database (the async driver
+        over the shared connection's), routed; made on first use."""
+        if self._async_engine is None:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            if self._async_url is None:
+                raise SettingError("pytest-alchemy: no async URL for the test database.")
+            engine = create_async_engine(self._async_url(self.database.url))
+            self._check_drivers([(self.primary, "the test database"), (engine, "async_db_engine")])
+            self.router.route(engine, "async_db_engine")
+            self._async_engine = engine
+        return self._async_engine
+
+    def async_primary(self) -> AsyncEngine:
+        """The engine ``async_db_connection`` and ``async_db_session`` use: the
+        application's first AsyncEngine, else :meth:`async_engine`."""
+        return self._app_async if self._app_async is not None else self.async_engine()
+
+    def async_session(self, label: str, class_: type[Any], **options: Any) -> Any:
+        """An AsyncSession (``class_``) on :meth:`async_primary`, named ``label``."""
+        session = class_(bind=self.async_primary(), **options)
+        self.router.session_labels[id(session.sync_session)] = label
+        return session
 
     # -- binds --------------------------------------------------------------------------
 
@@ -219,16 +255,21 @@ class RunIsolation:
             return engine
 
     @staticmethod
-    def _check_drivers(engines: Sequence[tuple[Engine, str]]) -> None:
+    def _check_drivers(engines: Sequence[tuple[Engine | AsyncEngine, str]]) -> None:
         first, first_label = engines[0]
         for engine, label in engines[1:]:
-            if engine.dialect.driver != first.dialect.driver:
+            if shared_driver(engine) != shared_driver(first):
+                driver = sync_engine_of(engine).dialect.driver
+                over = shared_driver(engine)
+                runs = f" (which runs over {over!r})" if over != driver else ""
                 raise SettingError(
-                    f"pytest-alchemy: {label} uses the driver {engine.dialect.driver!r}, "
-                    f"but the test database is reached with {first.dialect.driver!r} "
+                    f"pytest-alchemy: {label} uses the driver {driver!r}{runs}, but the "
+                    f"test database is reached with {shared_driver(first)!r} "
                     f"({first_label}); in a test every engine shares one connection, so "
-                    "they must use the same driver.\nFix: use the application's driver "
-                    "in alchemy_url (e.g. postgresql+psycopg://...)."
+                    "they must use the same driver (an async one: the one it runs "
+                    "over).\nFix: use the application's driver in alchemy_url (e.g. "
+                    "postgresql+psycopg://..., or postgresql+psycopg_async://... for an "
+                    "application on psycopg's async driver)."
                 )
 
     def session(self, label: str, class_: type[Session] = Session, **options: Any) -> Session:
@@ -248,7 +289,7 @@ class RunIsolation:
     # -- scopes, for the pytest hooks -----------------------------------------------------
 
     @property
-    def scoped(self) -> list[scoped_session[Any]]:
+    def scoped(self) -> list[scoped_session[Any] | AsyncScoped]:
         return self.router.scoped
 
     def restart_scope(self, scope: Scope, fixture: str, why: str | None = None) -> None:

@@ -13,7 +13,7 @@ from .._settings import resolve_settings
 from .._urls import render_url
 from ..provision import check_driver
 from ._flask import install_flask
-from ._state import STATE, RunState, test_url, worker_suffix
+from ._state import STATE, RunState, async_test_url, test_url, worker_suffix
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "alchemy_url_env",
         "Name of an environment variable set to the test database URL before test "
         "modules are imported.",
+    )
+    parser.addini(
+        "alchemy_async_url_env",
+        "Name of an environment variable set to the test database URL with an async "
+        "driver (sqlite+aiosqlite, postgresql+psycopg_async, mysql+aiomysql...) before "
+        "test modules are imported.",
     )
     parser.addini(
         "alchemy_prepare_database",
@@ -157,6 +163,12 @@ def _configure(config: pytest.Config, namespace: Any) -> None:
             name = settings.url_env
             state.saved_environ[name] = os.environ.get(name)
             os.environ[name] = test_url(state).render_as_string(hide_password=False)
+        if settings.async_url_env or settings.async_driver:
+            url = async_test_url(state)  # checks the async driver is installed
+            if settings.async_url_env:
+                name = settings.async_url_env
+                state.saved_environ[name] = os.environ.get(name)
+                os.environ[name] = url.render_as_string(hide_password=False)
         if settings.flask_app:
             install_flask(state)
     except SettingError as exc:

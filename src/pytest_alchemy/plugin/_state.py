@@ -16,6 +16,7 @@ from .._database import TestDatabase
 from .._errors import AlchemyError, SettingError
 from .._settings import Settings
 from .._urls import parse_url
+from ..isolation._asyncio import async_url
 from ._scopes import ScopeTracker
 
 if TYPE_CHECKING:
@@ -66,6 +67,14 @@ def state_of(config: pytest.Config) -> RunState:
 def worker_suffix() -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     return f"_{worker}" if worker else ""
+
+
+def async_test_url(state: RunState, url: URL | None = None) -> URL:
+    """The test database's URL (``url``, else as the settings give it) with the async
+    driver ``alchemy_url`` named, else the one that runs over its sync driver. Raises
+    SettingError if there is none, or it is not installed."""
+    settings = state.settings
+    return async_url(url or test_url(state), settings.url_source, settings.async_driver)
 
 
 def test_url(state: RunState, bind: str | None = None) -> URL:
