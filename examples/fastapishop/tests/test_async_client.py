@@ -94,10 +94,12 @@ async def test_placing_an_order_queues_a_notification_in_the_background(
 ) -> None:
     item = Item(sku="TEA-1", name="Sencha", price_cents=850)
     async_db_session.add(item)
+    await async_db_session.flush()
+    item_id = item.id  # read before the commit expires it (no lazy loads in async code)
     await async_db_session.commit()
 
     response = await client.post(
-        "/orders", json={"item_id": item.id, "quantity": 3, "email": "ada@example.com"}
+        "/orders", json={"item_id": item_id, "quantity": 3, "email": "ada@example.com"}
     )
 
     assert response.status_code == 201
