@@ -213,8 +213,11 @@ class Project:
         self.path = pytester.path
 
     def ini(self, **settings: str | list[str]) -> None:
-        """Write pytest.ini with these alchemy settings (warnings are errors)."""
+        """Write pytest.ini with these alchemy settings (warnings are errors; pytest-asyncio,
+        installed for the async tests, is told its fixtures' default loop scope, which it
+        warns about otherwise)."""
         lines = ["[pytest]", "filterwarnings = error", "pythonpath = ."]
+        settings = {"asyncio_default_fixture_loop_scope": "function", **settings}
         for key, value in settings.items():
             if isinstance(value, list):
                 lines.append(f"{key} =")

@@ -127,6 +127,10 @@ class AlembicSchema:
         with sys_path_restored(), _logging_restored():
             cfg = self._config(test_url)
             scripts = self._scripts(cfg)
+            env_url = _env_url(Path(scripts.env_py_location), test_url, self.description)
+            if env_url is not test_url:
+                cfg = self._config(env_url)
+                scripts = self._scripts(cfg)
             self._run(
                 cfg,
                 scripts,
@@ -195,6 +199,23 @@ class AlembicSchema:
             ) from None
         finally:
             cfg.attributes.pop("connection", None)
+
+
+def _env_url(env_py: Path, test_url: URL, description: str) -> URL:
+    """The URL env.py gets in ``sqlalchemy.url``: the test database's, with the async
+    driver over its sync one when env.py makes an async engine of its own (Alembic's
+    ``alembic init -t async`` template: ``async_engine_from_config``), as that template
+    ignores ``config.attributes["connection"]``. Raises SettingError naming the pip extra
+    when that async driver is not installed."""
+    from ..isolation._asyncio import async_url
+
+    try:
+        text = env_py.read_text(encoding="utf-8")
+    except OSError:
+        return test_url
+    if "async_engine_from_config" not in text and "create_async_engine" not in text:
+        return test_url
+    return async_url(test_url, f"the async env.py of {description}")
 
 
 def _migration_files(scripts: Any, revisions: list[Path], env_py: Path) -> list[tuple[str, bytes]]:
