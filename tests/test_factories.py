@@ -248,6 +248,15 @@ POLYFACTORY_TESTS = """
         assert counts(db_session) == (3, 1)
 
 
+    @pytest.mark.asyncio
+    async def test_create_async(db_session, async_db_session):
+        assert PostFactory.__async_session__ is async_db_session
+        post = await PostFactory.create_async()  # polyfactory's async persistence
+        assert inspect(post).persistent
+        await async_db_session.commit()
+        assert counts(db_session) == (1, 1)  # one transaction for both fronts
+
+
     def test_next_test_starts_empty(db_session):
         assert counts(db_session) == (0, 0)
 """
@@ -287,7 +296,7 @@ def test_polyfactory_persists_through_the_test_session(project: Project) -> None
     project.write("scoped/test_scoped.py", SCOPED_TESTS)
     project.ini(alchemy_metadata="models:Base", alchemy_factories="factories")
     result = project.run("-p", "no:randomly", "--alchemy-reuse-db")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     assert_nothing_left(project)
 
 

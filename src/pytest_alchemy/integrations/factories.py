@@ -19,9 +19,10 @@ is inherited again):
   keeps its meaning: ``"commit"`` commits the session, ``"flush"`` flushes it.
 - polyfactory: ``__session__`` to the session (a ``scoped_session`` is bound as its current
   ``Session``: polyfactory would ``remove()`` a scoped session after every ``create_sync``),
-  and ``__async_session__`` to ``None``, so that ``create_async`` cannot write through an
-  asyncio session outside the test's transaction (polyfactory then raises its own
-  configuration error). ``__persistence_method__`` keeps its meaning.
+  and ``__async_session__`` to the test's ``AsyncSession`` when one is given, else to
+  ``None``, so that ``create_async`` cannot write through an asyncio session outside the
+  test's transaction (polyfactory then raises its own configuration error).
+  ``__persistence_method__`` / ``__async_persistence__`` keep their meaning.
 """
 
 from __future__ import annotations
@@ -232,11 +233,17 @@ class FactoryBinding:
         """The factory classes, in order."""
         return tuple(factory for factory, _ in self._factories)
 
-    def bind(self, session: Session | scoped_session[Any]) -> Callable[[], None]:
+    def bind(
+        self, session: Session | scoped_session[Any], async_session: Any = None
+    ) -> Callable[[], None]:
         """Make every factory persist through ``session``.
 
         :param session: the session the factories' ``create`` calls add to (and, as
             each factory's persistence option says, flush or commit).
+        :param async_session: the ``AsyncSession`` polyfactory's ``create_async`` uses
+            (``__async_session__``); ``None`` leaves it unset, so that ``create_async``
+            raises polyfactory's own configuration error rather than write through an
+            application session outside the test's transaction.
         :returns: the undo: a function that puts back every attribute as it was before
             (safe to call more than once).
         """
@@ -250,7 +257,7 @@ class FactoryBinding:
                 else:
                     plain = session() if isinstance(session, scoped_session) else session
                     _replace(stack, factory, "__session__", plain)
-                    _replace(stack, factory, "__async_session__", None)
+                    _replace(stack, factory, "__async_session__", async_session)
         except BaseException:
             stack.close()
             raise

@@ -72,14 +72,13 @@ def async_creator(
 def _prepare(dialect: Dialect, ledger: Ledger) -> None:
     """psycopg's dialect fetches the hstore type with psycopg's ``TypeInfo.fetch``, which
     tells a sync connection from an async one by its class: let it ask the shared one."""
-    if dialect.is_async and dialect.driver == "psycopg" and not getattr(dialect, "_pa_prepared", False):
+    if dialect.is_async and dialect.driver == "psycopg":
         from psycopg.types import TypeInfo
 
         def fetch(connection: Any, name: str) -> Any:
             return TypeInfo.fetch(ledger.dbapi(), name)
 
         dialect._type_info_fetch = fetch  # type: ignore[attr-defined]
-        dialect._pa_prepared = True  # type: ignore[attr-defined]
 
 
 def _unsupported(dialect: Dialect) -> str:
@@ -154,10 +153,8 @@ def _driver_name(url: URL) -> str:
 def is_async_object(obj: Any, *names: str) -> bool:
     """Whether ``obj`` is one of the named classes of ``sqlalchemy.ext.asyncio`` (which is
     imported only when ``obj`` comes from there: it needs greenlet)."""
-    if not any(
-        (getattr(cls, "__module__", "") or "").startswith("sqlalchemy.ext.asyncio")
-        for cls in type(obj).__mro__
-    ):
+    modules = (cls.__dict__.get("__module__") for cls in type(obj).__mro__)
+    if not any(isinstance(m, str) and m.startswith("sqlalchemy.ext.asyncio") for m in modules):
         return False
     from sqlalchemy.ext import asyncio as sa_asyncio
 

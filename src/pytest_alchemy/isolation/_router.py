@@ -274,7 +274,9 @@ def _module_attribute(engine: Engine) -> str | None:
         if not isinstance(namespace, dict) or name.startswith(("sqlalchemy", "_pytest")):
             continue
         for attribute, value in list(namespace.items()):
-            if value is engine:
+            if value is engine or (
+                is_async_object(value, "AsyncEngine") and value.sync_engine is engine
+            ):
                 return f"{name}:{attribute}"
     return None
 

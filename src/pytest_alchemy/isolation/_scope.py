@@ -3,6 +3,7 @@ shared connection, and the layers that tie a scope to its savepoint."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,13 @@ class Scope:
 
     def __repr__(self) -> str:
         return f"<Scope {self.label}>"
+
+
+#: The scope the code running now was started in, as a context variable: asyncio tasks
+#: (and threads started with the context copied, as anyio's ``to_thread`` does) carry
+#: the value of the code that created them, so a task that outlives the test that
+#: started it is known for one when it asks for a connection.
+ORIGIN: ContextVar[Scope | None] = ContextVar("pytest_alchemy_origin", default=None)
 
 
 @dataclass(eq=False)

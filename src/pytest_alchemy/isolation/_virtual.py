@@ -22,7 +22,7 @@ from typing import Any
 from .._errors import IsolationError
 from ._cursor import VirtualCursor
 from ._ledger import PENDING, RELEASED, Ledger
-from ._scope import Entry, Scope
+from ._scope import ORIGIN, Entry, Scope
 from ._sql import Statement, classify
 
 
@@ -123,6 +123,15 @@ class VirtualConnection:
                 "writes would land in another test.\nFix: join the thread (or stop its "
                 "work) before the test or fixture that started it ends, or start it in a "
                 "fixture of the scope it serves."
+            )
+        started = ORIGIN.get()
+        if started is not None and not started.alive:
+            raise IsolationError(
+                f"pytest-alchemy: a task (or code run in its context) started during "
+                f"{started.label} asked {self.engine_label} for a connection after that "
+                "ended; what it writes would land in another test.\nFix: await or cancel "
+                "the task before the test or fixture that started it ends (with a wider "
+                "event loop scope, tasks outlive the test that made them)."
             )
         with self._ledger.mutex:
             self._lost_reason = None

@@ -34,14 +34,20 @@ def _alchemy_factory_binding(alchemy_factories: Sequence[object]) -> FactoryBind
 
 @pytest.fixture(autouse=True)
 def _alchemy_bind_factories(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Bind the factories to the test's ``db_session`` and put them back afterwards.
-    Without ``alchemy_factories`` set it requests nothing, so tests that need no
-    database get none."""
+    """Bind the factories to the test's ``db_session`` (and polyfactory's async
+    persistence to ``async_db_session`` when the test uses that fixture) and put them
+    back afterwards. Without ``alchemy_factories`` set it requests nothing, so tests that
+    need no database get none."""
     if not state_of(request.config).settings.factories:
         yield
         return
     binding: FactoryBinding = request.getfixturevalue("_alchemy_factory_binding")
-    undo = binding.bind(request.getfixturevalue("db_session"))
+    async_session = (
+        request.getfixturevalue("async_db_session")
+        if "async_db_session" in request.fixturenames
+        else None
+    )
+    undo = binding.bind(request.getfixturevalue("db_session"), async_session)
     try:
         yield
     finally:

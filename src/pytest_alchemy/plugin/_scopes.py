@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import threading
 import weakref
+from contextvars import Token
 from dataclasses import dataclass
 
 import pytest
 
 from ..isolation import Context, Scope
+from ..isolation._scope import ORIGIN
 
 #: A pytest collection node (pytest does not export its base class).
 Node = pytest.Item | pytest.Collector
@@ -33,6 +35,8 @@ class _Frame:
     ending: Scope | None = None
     fixture: str | None = None
     context: Context | None = None
+    #: The token that puts back the ORIGIN context variable.
+    origin: Token[Scope | None] | None = None
 
 
 class ScopeTracker:
@@ -67,11 +71,17 @@ class ScopeTracker:
         # Bound now: a statement made for this frame after its scope ended (a reporting
         # hook) finds that scope ended, not a fresh one.
         frame.context = Context(self.scope(node), who, fixture, ending)
+        frame.origin = ORIGIN.set(frame.context.scope)
         self._stack.append(frame)
 
     def pop(self) -> None:
         self._note_threads()
-        self._stack.pop()
+        frame = self._stack.pop()
+        if frame.origin is not None:
+            try:
+                ORIGIN.reset(frame.origin)
+            except ValueError:  # set in another context: put its old value back
+                ORIGIN.set(frame.origin.old_value or None)
 
     def current(self) -> Context:
         """Where statements run now (for the ledger)."""

@@ -60,7 +60,7 @@ def provisioner_class(url: URL, source: str) -> type[Provisioner]:
 
 def check_driver(url: URL, source: str) -> None:
     """Fail early, naming the pip extra, when the URL's driver is not installed (or is an
-    async one, which the plugin cannot use yet)."""
+    async one that cannot run over a sync one)."""
     cls = provisioner_class(url, source)
     try:
         dialect_cls = url.get_dialect()
@@ -71,12 +71,13 @@ def check_driver(url: URL, source: str) -> None:
             f"{_suggestion(cls)}."
         ) from None
     if getattr(dialect_cls, "is_async", False):
-        # Before the driver is imported: asyncpg, aiosqlite... need not be installed for
-        # this message, and nothing connects with a driver that cannot serve the run.
+        # An async driver pytest-alchemy cannot run over a sync one (those it can were
+        # swapped for their sync driver by the settings): refused before it is imported.
         raise SettingError(
             f"pytest-alchemy: {source} names the async driver {url.get_driver_name()!r} "
-            f"({url.drivername}://...); async support is not there yet.\nFix: use the sync "
-            f"driver for now, for example {_suggestion(cls)}."
+            f"({url.drivername}://...), which cannot share the test's connection.\nFix: use "
+            "its sync driver (async fixtures and engines then use an async driver over "
+            f"it), for example {_suggestion(cls)}."
         )
     try:
         dialect_cls.import_dbapi()
