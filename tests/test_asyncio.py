@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Project
+from conftest import Project, output
 
 #: The models of conftest's MODELS, and the application's async objects, made at import
 #: from its async URL (set by alchemy_async_url_env).
@@ -330,9 +330,8 @@ def test_cancelled_and_failing_tests_still_roll_back(async_project: Project) -> 
         async def test_3_times_out(async_db_session):
             async_db_session.add(User(email="t@example.com"))
             await async_db_session.flush()
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.01):
-                    await asyncio.sleep(5)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.sleep(5), 0.01)
 
         async def test_4_empty(async_db_session):
             assert await async_db_session.scalar(COUNT) == 0
@@ -508,3 +507,70 @@ def test_async_fixtures_under_xdist(async_project: Project) -> None:
     result = async_project.run_subprocess("-n", "2")
     result.assert_outcomes(passed=6)
     assert async_project.databases() == set()
+
+
+@pytest.mark.backends("postgresql")
+def test_asyncpg_through_its_emulation_over_the_shared_connection(
+    async_project: Project,
+) -> None:
+    # alchemy_url names asyncpg: the test database is reached with psycopg, and every
+    # async engine (the app's, async_db_engine) speaks asyncpg's API over it.
+    assert async_project.backend.url is not None
+    url = async_project.backend.url.replace("postgresql+psycopg://", "postgresql+asyncpg://")
+    async_project.write("webapp.py", FASTAPI_APP)
+    async_project.write(
+        "test_asyncpg.py",
+        f"""
+        import os
+        import httpx
+        import pytest
+        from sqlalchemy.exc import IntegrityError
+        from asyncapp import async_engine
+        from models import User
+        from webapp import app
+        {COUNT}
+
+        async def test_drivers(async_db_engine, db_engine):
+            assert async_engine.dialect.driver == "asyncpg"
+            assert async_db_engine.dialect.driver == "asyncpg"
+            assert db_engine.dialect.driver == "psycopg"
+            assert os.environ["APP_ASYNC_URL"].startswith("postgresql+asyncpg://")
+
+        async def test_session_and_routes(async_db_session, db_session):
+            async_db_session.add(User(email="a@example.com"))
+            await async_db_session.commit()
+            async_db_session.add(User(email="a@example.com"))
+            with pytest.raises(IntegrityError):
+                await async_db_session.commit()
+            await async_db_session.rollback()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                assert (await client.post("/users/x")).status_code == 200
+                assert (await client.post("/users/x")).status_code == 409
+            assert db_session.scalar(COUNT) == 3
+        """,
+    )
+    result = async_project.pytester.runpytest(
+        "--alchemy-url", url, "-p", "no:cacheprovider", "--alchemy-reuse-db"
+    )
+    result.assert_outcomes(passed=2)
+    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_app_async_engine_on_another_kind_of_database_is_refused(models_project: Project) -> None:
+    # The app's development default is sqlite+aiosqlite; the run is on a server.
+    models_project.write("asyncapp.py", ASYNC_APP)
+    models_project.ini(
+        alchemy_metadata="models:Base",
+        alchemy_engines="asyncapp:async_engine",
+        asyncio_mode="auto",
+    )
+    models_project.write("test_db.py", "async def test_one(async_db_session):\n    pass\n")
+    result = models_project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = output(result)
+    assert "alchemy_engines entry 'asyncapp:async_engine' is a sqlite engine" in text, text
+    assert "environment variable named in alchemy_async_url_env" in text, text
+    assert "Traceback" not in text, text
+    assert not (models_project.path / "dev.db").exists()

@@ -50,6 +50,7 @@ class EngineRedirect:
         engine = sync_engine_of(engine)
         if any(engine is known for known in self.engines):
             return
+        env_setting = "alchemy_async_url_env" if engine.dialect.is_async else "alchemy_url_env"
         test_backend = self.test_url.get_backend_name()
         app_backend = engine.url.get_backend_name()
         if provisioner_class(engine.url, setting) is not provisioner_class(
@@ -59,7 +60,7 @@ class EngineRedirect:
                 f"pytest-alchemy: {setting} is a {app_backend} engine, but the test database "
                 f"is {test_backend}; an engine cannot be moved to another kind of database.\n"
                 f"Fix: set alchemy_url to a {app_backend} URL, or create the application's "
-                "engine from an environment variable named in alchemy_url_env."
+                f"engine from an environment variable named in {env_setting}."
             )
         dialect = engine.dialect
         # Its own driver (an async one stays async), on the test database.

@@ -13,7 +13,7 @@ Each async driver has a facade class here, registered under SQLAlchemy's driver 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -52,6 +52,10 @@ class AsyncCursorFacade:
 
     async def __aenter__(self) -> AsyncCursorFacade:
         return self
+
+    def __await__(self) -> Generator[Any, None, AsyncCursorFacade]:
+        # aiosqlite's cursor() is awaited by SQLAlchemy 2.0 (entered by 2.1).
+        return self.__aenter__().__await__()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
@@ -275,3 +279,6 @@ def virtual_of(dbapi_connection: Any) -> VirtualConnection | None:
     if isinstance(facade, AsyncConnectionFacade):
         return facade.virtual
     return None
+
+
+from . import _asyncpg  # noqa: E402, F401  # registers "asyncpg" (imports neither driver)
