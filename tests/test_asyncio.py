@@ -30,6 +30,14 @@ ASYNC_APP = """
 COUNT = "from sqlalchemy import func, select; COUNT = select(func.count()).select_from(User)"
 
 
+def run_clean(project: Project, *args: str, **outcomes: int) -> pytest.RunResult:
+    """Run with the test database kept; the outcomes as given, no user row left."""
+    result = project.run("--alchemy-reuse-db", *args)
+    result.assert_outcomes(**outcomes)
+    assert project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    return result
+
+
 @pytest.fixture
 def async_project(models_project: Project) -> Project:
     """models_project, plus the application's async objects listed and pytest-asyncio's
@@ -95,9 +103,7 @@ def test_async_session_commit_rollback_savepoints_and_errors(async_project: Proj
             assert await async_db_session.scalar(COUNT) == 0
         """,
     )
-    result = async_project.run("-p", "no:randomly", "--alchemy-reuse-db")
-    result.assert_outcomes(passed=4)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, "-p", "no:randomly", passed=4)
 
 
 def test_sync_and_async_fixtures_share_one_transaction(async_project: Project) -> None:
@@ -127,8 +133,7 @@ def test_sync_and_async_fixtures_share_one_transaction(async_project: Project) -
                 assert conn.scalar(COUNT) == 1
         """,
     )
-    async_project.run("--alchemy-reuse-db").assert_outcomes(passed=2)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, passed=2)
 
 
 def test_application_async_engine_and_sessionmakers_are_routed(async_project: Project) -> None:
@@ -169,8 +174,7 @@ def test_application_async_engine_and_sessionmakers_are_routed(async_project: Pr
             assert async_engine.url.database == url.database
         """,
     )
-    async_project.run("--alchemy-reuse-db").assert_outcomes(passed=3)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, passed=3)
     assert not (async_project.path / "dev.db").exists()
 
 
@@ -244,9 +248,7 @@ async def test_{scope}(async_db_session, db_session):
         else ""
     )
     async_project.write("test_loops.py", header + extra + "".join(tests))
-    result = async_project.run("--alchemy-reuse-db", "-p", "no:randomly")
-    result.assert_outcomes(passed=3)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, "-p", "no:randomly", passed=3)
 
 
 def test_async_url_in_alchemy_url_runs_the_sync_side_on_its_sync_driver(
@@ -307,8 +309,7 @@ def test_sqlmodel_session_classes(async_project: Project) -> None:
             assert db_session.exec(select(User.email)).all() == ["m@example.com"]
         """,
     )
-    async_project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, passed=1)
 
 
 def test_cancelled_and_failing_tests_still_roll_back(async_project: Project) -> None:
@@ -340,9 +341,7 @@ def test_cancelled_and_failing_tests_still_roll_back(async_project: Project) -> 
             assert await async_db_session.scalar(COUNT) == 0
         """,
     )
-    result = async_project.run("-p", "no:randomly", "--alchemy-reuse-db")
-    result.assert_outcomes(passed=2, failed=2)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, "-p", "no:randomly", passed=2, failed=2)
 
 
 def test_a_task_that_outlives_its_test_cannot_write_into_the_next(
@@ -488,9 +487,7 @@ def test_fastapi_with_both_clients_the_lifespan_and_background_tasks(
             assert await async_db_session.scalar(COUNT) == 2
         """,
     )
-    result = async_project.run("--alchemy-reuse-db")
-    result.assert_outcomes(passed=3)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, passed=3)
 
 
 def test_async_fixtures_under_xdist(async_project: Project) -> None:
@@ -633,9 +630,7 @@ def test_alembic_async_template_unchanged_even_when_first_used_inside_a_loop(
             assert await async_db_session.scalar(COUNT) == 0
         """,
     )
-    result = async_project.run("-p", "no:randomly", "--alchemy-reuse-db")
-    result.assert_outcomes(passed=2)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, "-p", "no:randomly", passed=2)
     assert async_project.query("SELECT version_num FROM alembic_version") == [("0001",)]
 
 
@@ -731,5 +726,4 @@ def test_raw_driver_connection_joins_the_test(async_project: Project) -> None:
                 assert (await shortcut.fetchone())[0] == 1
         """,
     )
-    async_project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
-    assert async_project.query("SELECT COUNT(*) FROM users") == [(0,)]
+    run_clean(async_project, passed=1)
