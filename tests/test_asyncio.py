@@ -727,3 +727,36 @@ def test_raw_driver_connection_joins_the_test(async_project: Project) -> None:
         """,
     )
     run_clean(async_project, passed=1)
+
+
+def test_sqlmodel_metadata_gives_sqlmodel_sessions_without_a_conftest(project: Project) -> None:
+    project.write(
+        "shop.py",
+        """
+        from sqlmodel import Field, SQLModel
+
+        class Product(SQLModel, table=True):
+            id: int | None = Field(default=None, primary_key=True)
+            name: str
+        """,
+    )
+    project.ini(alchemy_metadata="shop:SQLModel", asyncio_mode="auto")
+    project.write(
+        "test_shop.py",
+        """
+        import sqlmodel
+        from sqlmodel import select
+        from sqlmodel.ext.asyncio.session import AsyncSession
+        from shop import Product
+
+        async def test_exec(db_session, async_db_session):
+            assert isinstance(db_session, sqlmodel.Session)
+            assert isinstance(async_db_session, AsyncSession)
+            async_db_session.add(Product(name="tea"))
+            await async_db_session.commit()
+            assert db_session.exec(select(Product.name)).all() == ["tea"]
+            assert (await async_db_session.exec(select(Product.name))).all() == ["tea"]
+        """,
+    )
+    project.run("--alchemy-reuse-db").assert_outcomes(passed=1)
+    assert project.query("SELECT COUNT(*) FROM product") == [(0,)]

@@ -251,6 +251,7 @@ def test_env_py_reaching_another_database_is_stopped(project: Project) -> None:
     assert str(project.path / "migrations" / "env.py") in text
     assert f"{target!r}" in text
     assert "tried to connect to" in text
+    assert "name it in alchemy_url_env (alchemy_async_url_env for an async URL)" in text
     assert "Traceback" not in text
     assert "must not run" not in text
     if project.backend.name == "sqlite":

@@ -98,6 +98,23 @@ def async_session_class(class_: Any) -> Any:
     )
 
 
+def sqlmodel_options(metadata: Any) -> dict[str, Any]:
+    """``{"class_": sqlmodel's AsyncSession}`` (whose ``sync_session_class`` is
+    ``sqlmodel.Session``) when ``metadata`` is SQLModel or a subclass; else ``{}``."""
+    if not isinstance(metadata, type) or not any(
+        cls.__module__.startswith("sqlmodel") and cls.__name__ == "SQLModel"
+        for cls in metadata.__mro__
+    ):
+        return {}
+    try:
+        from sqlmodel.ext.asyncio.session import AsyncSession
+    except ImportError:  # sqlalchemy.ext.asyncio needs greenlet: sync sessions only
+        from sqlmodel import Session
+
+        return {"class_": Session}
+    return {"class_": AsyncSession}
+
+
 def sync_session_class(class_: Any) -> type[Session]:
     """The Session class ``db_session`` makes for ``alchemy_session_options['class_']``:
     itself, or an AsyncSession class's ``sync_session_class``."""

@@ -27,7 +27,7 @@ from ..integrations.flask import is_lite
 from ..isolation._asyncio import AsyncEngine, sync_url
 from ..schema import AlembicSchema, MetadataSchema, NoSchema, SchemaSource
 from ..schema._prepare import PrepareFunction, PrepareHook
-from ._async import sync_session_class
+from ._async import sqlmodel_options, sync_session_class
 from ._flask import (
     adopt_pending,
     bind_schema,
@@ -129,11 +129,13 @@ def alchemy_create_db(pytestconfig: pytest.Config) -> bool:
 
 
 @pytest.fixture(scope="session")
-def alchemy_session_options() -> dict[str, Any]:
-    """Options for ``db_session`` (and its module and class counterparts): ``class_``
-    (e.g. ``sqlmodel.Session``), ``expire_on_commit``, ``autoflush``, ``info``...;
-    SQLAlchemy's defaults otherwise. Override it with a session-scoped fixture."""
-    return {}
+def alchemy_session_options(alchemy_metadata: Any) -> dict[str, Any]:
+    """Options for ``db_session`` (and its module and class counterparts) and
+    ``async_db_session``: ``class_`` (a Session or AsyncSession class, e.g.
+    ``sqlmodel.Session``), ``expire_on_commit``, ``autoflush``, ``info``...; SQLAlchemy's
+    defaults otherwise, but SQLModel's session classes when ``alchemy_metadata`` is
+    SQLModel (so that ``exec()`` works). Override it with a session-scoped fixture."""
+    return sqlmodel_options(alchemy_metadata)
 
 
 # -- the work ------------------------------------------------------------------------------

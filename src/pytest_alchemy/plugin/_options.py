@@ -190,6 +190,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         notes.append("one per xdist worker, suffixed _gw<N>")
     if settings.reuse_db:
         notes.append("reused while its schema is unchanged")
+    if settings.async_driver:
+        notes.append(f"async engines on {settings.async_driver} over {url.get_driver_name()}")
     suffix = f" ({'; '.join(notes)})" if notes else ""
     return [
         f"alchemy: {url.get_backend_name()} test database {render_url(url)}{suffix}"

@@ -183,7 +183,9 @@ class AlembicSchema:
                 f"{exc.target}, not to the test database {test_url.database!r}. "
                 "It was stopped before it changed anything.\n"
                 'Fix: in env.py, use config.attributes.get("connection") when it is set, '
-                'or build the engine from config.get_main_option("sqlalchemy.url").'
+                'or build the engine from config.get_main_option("sqlalchemy.url"); or, '
+                "if env.py reads its URL from an environment variable, name it in "
+                "alchemy_url_env (alchemy_async_url_env for an async URL)."
             ) from None
         except AlchemyError:
             raise
