@@ -575,10 +575,256 @@ def test_timestamptz_comes_back_in_utc_whatever_the_session_zone(database: URL) 
     async def body(engine: AsyncEngine) -> Any:
         async with engine.begin() as conn:
             await conn.exec_driver_sql("SET TIME ZONE 'Europe/Paris'")
-            return await conn.scalar(
-                select(func.cast("2024-01-01T00:00:00+00:00", Value.stamptz.type))
-            )
+            # (a literal: asyncpg refuses a str argument for a timestamptz parameter)
+            return await conn.scalar(text("SELECT '2024-01-01T00:00:00+00:00'::timestamptz"))
 
     back = run(database, body)
     assert back == datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
     assert back.utcoffset() == datetime.timedelta(0)
+
+
+# -- arguments checked as asyncpg checks them (compared with real asyncpg) ----------------
+
+
+class Index:
+    """An integer by ``__index__`` only."""
+
+    def __index__(self) -> int:
+        return 3
+
+    def __repr__(self) -> str:
+        return "Index()"
+
+
+class Integral:
+    """A number by ``__int__`` only (asyncpg: an integer, not a float)."""
+
+    def __int__(self) -> int:
+        return 3
+
+    def __repr__(self) -> str:
+        return "Integral()"
+
+
+class Real:
+    """A number by ``__float__`` only."""
+
+    def __float__(self) -> float:
+        return 2.5
+
+    def __repr__(self) -> str:
+        return "Real()"
+
+
+class Text(str):
+    pass
+
+
+def real_connect(url: URL, **kw: Any) -> Any:
+    """A real asyncpg connection to ``url``."""
+    return asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password or None,
+        database=url.database,
+        **kw,
+    )
+
+
+def both(database: URL, body: Callable[[Any], Awaitable[T]], **settings: str) -> tuple[T, T]:
+    """``body(connection)`` on a real asyncpg connection, then on a facade over a psycopg
+    one (autocommit, as asyncpg outside a transaction), each with ``settings``."""
+
+    async def main() -> tuple[T, T]:
+        real = await real_connect(database, server_settings=settings)
+        try:
+            expected = await body(real)
+        finally:
+            await real.close()
+        conn = connect(database, autocommit=True)
+        for name, value in settings.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        facade = AsyncpgFacade(conn)
+        try:
+            return expected, await body(facade)
+        finally:
+            await facade.close()
+
+    return asyncio.run(main())
+
+
+async def outcome(call: Awaitable[Any]) -> tuple[Any, Any]:
+    """``("ok", result)``, or the exception's class and message."""
+    try:
+        return "ok", await call
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+UID = uuid.UUID(int=5)
+NAIVE = datetime.datetime(2024, 1, 1, 12, 30)
+AWARE = datetime.datetime(2024, 1, 1, 12, 30, tzinfo=datetime.timezone.utc)
+TZ_TIME = datetime.time(1, 2, tzinfo=datetime.timezone.utc)
+D = decimal.Decimal
+
+#: Per type, values asyncpg takes and values it refuses (each list refuses at least one).
+ARGUMENTS: list[tuple[str, list[Any]]] = [
+    ("int2", [1, True, D("1.5"), 1.5, Index(), Integral(), "1", b"1", 32768, -32769]),
+    ("int4", [2**31 - 1, 2**31, float("inf"), float("nan"), D("NaN"), "x" * 60]),
+    ("int8", [2**63 - 1, 2**63, -(2**63), "1"]),
+    ("float4", [1.5, 1, True, D("1.5"), Index(), Real(), "1.5", Integral(), 1e40, 2**1100]),
+    ("float8", [1.5, Real(), 1e300, "1.5", 2**1100]),
+    ("numeric", [D("1.5"), 1, 1.5, True, "1.5", "abc", Real(), Index(), b"1"]),
+    ("text", ["a", Text("a"), 5, b"a", True, UID, D(1)]),
+    ("varchar", ["a", 5]),
+    ("bpchar", ["a", 5.0]),
+    ("name", ["a", b"a"]),
+    ("bool", [True, False, 1, 0, "true", 1.0]),
+    ("date", [datetime.date(2024, 2, 29), NAIVE, "2024-01-01", 5]),
+    ("time", [datetime.time(1, 2), TZ_TIME, NAIVE, "01:02", datetime.timedelta(1)]),
+    ("timetz", [TZ_TIME, datetime.time(1, 2), "01:02"]),
+    ("timestamp", [NAIVE, datetime.date(2024, 1, 1), AWARE, "2024-01-01", 5]),
+    ("timestamptz", [AWARE, NAIVE, datetime.date(2024, 1, 1), "2024-01-01", 5]),
+    (
+        "uuid",
+        [
+            UID,
+            str(UID),
+            UID.hex,
+            str(UID).upper(),
+            Text(UID),
+            "nope",
+            "g" * 32,
+            "0" * 33,
+            "-" * 36,
+            f"{{{UID}}}",
+            UID.bytes,
+            UID.int,
+        ],
+    ),
+    ("bytea", [b"a", bytearray(b"a"), memoryview(b"a"), "a", 5, [1]]),
+    ("json", ['{"a": 1}', {"a": 1}, 5, b"{}"]),
+    ("jsonb", ['{"a": 1}', {"a": 1}, True]),
+    (
+        "int4[]",
+        [
+            [1, 2],
+            (1, 2),
+            range(2),
+            {1},
+            [[1], [2]],
+            [None, 1],
+            [[]],
+            [True, 1.5],
+            ["1"],
+            [1, "x"],
+            [[1], ["x"]],
+            [[1], [2, 3]],
+            [1, [2]],
+            [[1], 2],
+            [(1,), (2,)],
+            "ab",
+            5,
+            b"ab",
+            {"a": 1},
+            [[[[[[[1]]]]]]],
+            [float("nan")],
+            [float("inf")],
+        ],
+    ),
+    ("text[]", [["a"], ("a",), [5], [("a",)], [["a"], [5]], [["a"], "b"]]),
+    ("numeric[]", [[D(1)], ["x"], [b"1"]]),
+    ("float4[]", [[1.5], ["x"], [1e40]]),
+    ("bool[]", [[True], [1]]),
+    ("date[]", [[datetime.date(2024, 1, 1)], ["x"]]),
+    ("timestamp[]", [[NAIVE], [AWARE]]),
+    ("uuid[]", [[UID], ["nope"], [5], [Text(UID)]]),
+    ("bytea[]", [[b"a"], ["a"]]),
+    ("jsonb[]", [["{}"], [{}]]),
+]
+
+
+@pytest.mark.parametrize(("kind", "values"), ARGUMENTS, ids=[kind for kind, _ in ARGUMENTS])
+def test_arguments_are_checked_as_asyncpg_checks_them(
+    database: URL, kind: str, values: list[Any]
+) -> None:
+    """Each value, for a parameter of the type, on real asyncpg and on the facade: the
+    same result, or the same exception and message."""
+
+    async def body(conn: Any) -> list[tuple[Any, Any]]:
+        sql = f"SELECT $1::{kind}::text"  # as text: the values compared as they arrived
+        return [await outcome(conn.fetchval(sql, value)) for value in values]
+
+    expected, got = both(database, body, TimeZone="Europe/Paris")
+    assert any(result[0] is asyncpg.exceptions.DataError for result in expected)
+    assert got == expected
+
+
+async def first(factory: Any) -> list[tuple[Any, ...]]:
+    """The first row of a ``cursor()``, as a tuple."""
+    return [tuple(row) for row in await (await factory).fetch(1)]
+
+
+def test_arguments_are_checked_on_every_path(database: URL) -> None:
+    """prepare().fetch(), cursor(), executemany() (each row checked before any runs,
+    the row named) and a parameter named twice."""
+
+    async def body(conn: Any) -> list[Any]:
+        out = []
+        statement = await conn.prepare("SELECT $1::int + 1")
+        out.append(await outcome(statement.fetchval("1")))
+        out.append(await outcome(statement.fetchval(Index())))
+        async with conn.transaction():
+            out.append(await outcome(first(conn.cursor("SELECT $1::int", "1"))))
+            out.append(await outcome(first(statement.cursor("1"))))
+            out.append(await outcome(first(statement.cursor(Index()))))
+        insert = "INSERT INTO items (name) VALUES ($2), ($1)"
+        out.append(await outcome(conn.executemany(insert, [("a", "b"), ("c", 5)])))
+        out.append(await outcome(statement.executemany([(1,), ("1",)])))
+        out.append(await conn.fetchval("SELECT count(*) FROM items"))
+        out.append(await outcome(conn.fetchval("SELECT $1::int + $1::int + $2", 1, 2)))
+        return out
+
+    expected, got = both(database, body)
+    assert expected[-2] == 0  # nothing inserted: executemany() checks every row first
+    assert got == expected
+
+
+def test_sqlalchemys_statements_are_refused_as_with_asyncpg(database: URL) -> None:
+    """Through SQLAlchemy's asyncpg dialect (and its JSON codecs): the same statements
+    fail on a real asyncpg engine and on the facade's, with the same error."""
+
+    async def body(engine: AsyncEngine) -> list[Any]:
+        out = []
+        async with engine.connect() as conn:
+            for statement, params in [
+                (text("SELECT 1 WHERE 1 = :x"), {"x": "1"}),
+                (insert(Value), {"stamp": AWARE}),
+                (insert(Item), {"name": 5}),
+                (insert(Value), {"numbers": ["1"]}),
+                (select(Value.id).where(Value.big == bindparam("x")), {"x": "2"}),
+            ]:
+                try:
+                    await conn.execute(statement, params)
+                    out.append("ok")
+                except DBAPIError as exc:
+                    cause = exc.orig.__cause__
+                    out.append((type(exc), type(cause), str(cause)))
+                await conn.rollback()
+            raw = await facade_of(conn)
+            for sql, value in [("SELECT $1::json", {}), ("SELECT $1::jsonb", 5)]:
+                out.append(await outcome(raw.fetchval(sql, value)))
+            out.append(await outcome(raw.fetchval("SELECT $1::jsonb", '{"a": 1}')))
+        return out
+
+    async def real(engine: AsyncEngine) -> list[Any]:
+        engine = create_async_engine(database.set(drivername="postgresql+asyncpg"))
+        try:
+            return await body(engine)
+        finally:
+            await engine.dispose()
+
+    expected = asyncio.run(real(create_async_engine(database)))
+    assert expected[-1] == ("ok", {"a": 1})
+    assert run(database, body) == expected

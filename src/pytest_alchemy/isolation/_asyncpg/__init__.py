@@ -11,6 +11,8 @@ transactions with ``transaction(...).start()`` and decodes JSON through codecs s
   statement that cannot be prepared raises as asyncpg's ``prepare()`` does and leaves the
   transaction as it was; it then runs through a cursor of the (virtual) connection, its
   ``$1`` placeholders translated to psycopg's (literal ``%`` kept);
+- arguments are checked against the parameters' described types before it runs, as
+  asyncpg checks them (``_checks``): what asyncpg refuses raises its ``DataError``;
 - rows come back as :class:`Record` (by position, by name); JSON and JSONB as text,
   or decoded by the codecs set on the connection; ``bit`` as asyncpg's ``BitString``;
 - psycopg's errors are raised as asyncpg's exception class for their SQLSTATE;
@@ -27,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._facades import AsyncConnectionFacade, AsyncDriver, register
+from ._checks import Encoder, checked, encoders
 from ._errors import _count_error, _interface_error, _result_error, asyncpg_error
 from ._sql import translate
 from ._statements import _ISOLATION, Cursor, CursorFactory, PreparedStatement, Transaction
@@ -77,6 +80,7 @@ class AsyncpgFacade(AsyncConnectionFacade):
         super().__init__(virtual)
         self._transactions: list[Transaction] = []
         self._codecs: dict[int, type[Loader]] = {}
+        self._encoders: dict[int, Encoder] = {}
         self._terminated = False
 
     # -- errors and plumbing -------------------------------------------------------------
@@ -123,18 +127,36 @@ class AsyncpgFacade(AsyncConnectionFacade):
             adapters.register_loader(oid, loader)
         return cursor
 
-    def _arguments(self, query: str, args: Sequence[Any]) -> tuple[str, list[Any] | None]:
+    def _checks(self, query: str, parameters: Sequence[Type] | None) -> list[Encoder | None]:
+        """Each parameter's check (see ``_checks``), the statement described if its
+        parameters are not known yet."""
+        if parameters is None:
+            parameters = self._describe(query)[1]
+        return encoders([parameter.oid for parameter in parameters], self._encoders)
+
+    def _arguments(
+        self,
+        query: str,
+        args: Sequence[Any],
+        parameters: Sequence[Type] | None = None,
+        row: int | None = None,
+    ) -> tuple[str, list[Any] | None]:
+        """The query as psycopg takes it and its arguments, checked as asyncpg checks
+        them against the parameters' types (``parameters``, or asked of the server)."""
         sql, order = translate(query)
         expected = max(order) + 1 if order else 0
         if expected != len(args):
             raise _count_error(expected, len(args))
         if not order:
             return query, None
-        return sql, [_parameter(args[index]) for index in order]
+        values = checked(self._checks(query, parameters), args, row)
+        return sql, [_parameter(values[index]) for index in order]
 
-    def _run(self, query: str, args: Sequence[Any]) -> tuple[list[Record], str | None]:
+    def _run(
+        self, query: str, args: Sequence[Any], parameters: Sequence[Type] | None = None
+    ) -> tuple[list[Record], str | None]:
         """Run ``query`` through a cursor of the connection: its rows and status."""
-        sql, params = self._arguments(query, args)
+        sql, params = self._arguments(query, args, parameters)
         if not query.strip(" \t\r\n;"):  # asyncpg's ping: an empty query, nothing to run
             return [], None
         import psycopg
@@ -155,12 +177,20 @@ class AsyncpgFacade(AsyncConnectionFacade):
             cursor.close()
         return _records(description, rows), status
 
-    def _run_many(self, query: str, args: Sequence[Sequence[Any]]) -> None:
+    def _run_many(
+        self, query: str, args: Sequence[Sequence[Any]], parameters: Sequence[Type] | None = None
+    ) -> None:
+        """All rows are checked before any runs."""
         import psycopg
 
-        rows = [self._arguments(query, one)[1] or [] for one in args]
-        if not rows:
+        args = list(args)
+        if not args:
             return
+        if parameters is None and any(args):
+            parameters = self._describe(query)[1]
+        rows = [
+            self._arguments(query, one, parameters, row)[1] or [] for row, one in enumerate(args)
+        ]
         sql = translate(query)[0]
         self._outside_transaction()
         cursor = self._cursor()
@@ -273,7 +303,8 @@ class AsyncpgFacade(AsyncConnectionFacade):
         format: str = "text",
     ) -> None:
         """Results of the type are decoded with ``decoder`` (arguments are passed to
-        psycopg as they are: SQLAlchemy sends JSON as text). The ``binary`` format is
+        psycopg as they are: SQLAlchemy sends JSON as text; ``encoder`` checks them, what
+        it refuses raises asyncpg's ``DataError``). The ``binary`` format is
         emulated for JSON and JSONB, whose binary forms are their text (JSONB's after a
         version byte)."""
         oid = self._type_oid(typename, schema)
@@ -297,9 +328,12 @@ class AsyncpgFacade(AsyncConnectionFacade):
                 f"JSONB only, not for {schema}.{typename}"
             )
         self._codecs[oid] = _loader(decode)
+        self._encoders[oid] = encoder
 
     async def reset_type_codec(self, typename: str, *, schema: str = "public") -> None:
-        self._codecs.pop(self._type_oid(typename, schema), None)
+        oid = self._type_oid(typename, schema)
+        self._codecs.pop(oid, None)
+        self._encoders.pop(oid, None)
 
     def _type_oid(self, typename: str, schema: str) -> int:
         info = self.virtual.adapters.types.get(typename)

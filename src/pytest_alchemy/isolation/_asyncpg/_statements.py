@@ -51,7 +51,7 @@ class PreparedStatement:
     def _run(self, args: Sequence[Any]) -> list[Record]:
         if len(args) != len(self._parameters):
             raise _count_error(len(self._parameters), len(args))
-        rows, self._status = self._facade._run(self._query, args)
+        rows, self._status = self._facade._run(self._query, args, self._parameters)
         return rows
 
     async def fetch(self, *args: Any, timeout: float | None = None) -> list[Record]:
@@ -69,10 +69,10 @@ class PreparedStatement:
         return rows[0][column] if rows else None
 
     async def executemany(self, args: Sequence[Sequence[Any]], *, timeout: Any = None) -> None:
-        self._facade._run_many(self._query, args)
+        self._facade._run_many(self._query, args, self._parameters)
 
     def cursor(self, *args: Any, prefetch: int | None = None, timeout: Any = None) -> CursorFactory:
-        return CursorFactory(self._facade, self._query, args)
+        return CursorFactory(self._facade, self._query, args, self._parameters)
 
 
 class Cursor:
@@ -99,10 +99,17 @@ class CursorFactory:
     """What asyncpg's ``cursor()`` returns: awaited, a :class:`Cursor`; iterated, rows.
     As with asyncpg, only inside a transaction."""
 
-    def __init__(self, facade: AsyncpgFacade, query: str, args: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        facade: AsyncpgFacade,
+        query: str,
+        args: Sequence[Any],
+        parameters: Sequence[Type] | None = None,
+    ) -> None:
         self._facade = facade
         self._query = query
         self._args = args
+        self._parameters = parameters
 
     async def _open(self) -> Cursor:
         if not self._facade._transactions:
@@ -110,7 +117,7 @@ class CursorFactory:
             raise asyncpg.exceptions.NoActiveSQLTransactionError(
                 "cursor cannot be created outside of a transaction"
             )
-        return Cursor(self._facade._run(self._query, self._args)[0])
+        return Cursor(self._facade._run(self._query, self._args, self._parameters)[0])
 
     def __await__(self) -> Generator[Any, None, Cursor]:
         return self._open().__await__()
