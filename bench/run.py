@@ -13,12 +13,21 @@ once per strategy and backend, and prints a Markdown table of medians:
   ``Session(join_transaction_mode="create_savepoint")``, rolled back after.
 * ``no-isolation``: a hand-written conftest that really commits (tables created once
   per run, never cleaned).
+* ``plugin-async``: the same tests as ``async def`` tests on ``async_db_session`` from
+  the plugin, under pytest-asyncio (auto mode); the plugin's async driver over the sync
+  one (aiosqlite, psycopg_async, aiomysql).
+* ``recipe-async``: the hand-written async conftest recipe (plugin disabled): session
+  ``AsyncEngine`` on its own test database, ``run_sync(create_all)``; per test an
+  ``AsyncConnection``, an outer transaction and an
+  ``AsyncSession(join_transaction_mode="create_savepoint")``, rolled back after.
 
 The per-test cost is ``(t(N) - t(10)) / (N - 10)`` from the medians of a project of N
-tests and one of 10. Every database it creates is named ``test_pa_bench*`` and dropped.
+tests and one of 10; ratios are to ``recipe`` (to ``recipe-async`` for the async
+strategies). Every database it creates is named ``test_pa_bench*`` and dropped.
 
     .venv/bin/python bench/run.py [--tests 300] [--repeat 3]
                                       [--backends sqlite,postgresql,mariadb]
+                                      [--strategies plugin,plugin-reuse,recipe,...]
 """
 
 from __future__ import annotations
@@ -42,18 +51,42 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
-STRATEGIES = ("plugin", "plugin-reuse", "recipe", "no-isolation")
+STRATEGIES = (
+    "plugin",
+    "plugin-reuse",
+    "recipe",
+    "no-isolation",
+    "plugin-async",
+    "recipe-async",
+)
+#: Strategies whose tests are ``async def`` tests on ``async_db_session``.
+ASYNC_STRATEGIES = ("plugin-async", "recipe-async")
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 #: Base URLs of the server backends (the plugin's test database is ``test_<base>``).
 SERVER_URLS = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/pa_bench",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/pa_bench",
 }
+#: The async driver per backend: what the plugin picks over the sync one, and what the
+#: async recipe connects with.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg_async",
+    "mariadb": "mysql+aiomysql",
+}
 #: Base database per plugin strategy: each has a test database of its own, so a fresh
 #: run of one never drops the database that the other keeps.
-PLUGIN_BASES = {"plugin": "pa_bench", "plugin-reuse": "pa_bench_reuse"}
+PLUGIN_BASES = {
+    "plugin": "pa_bench",
+    "plugin-reuse": "pa_bench_reuse",
+    "plugin-async": "pa_bench_async",
+}
 #: Databases that the hand-written conftests create and drop themselves.
-OWN_DATABASES = {"recipe": "test_pa_bench_recipe", "no-isolation": "test_pa_bench_noiso"}
+OWN_DATABASES = {
+    "recipe": "test_pa_bench_recipe",
+    "no-isolation": "test_pa_bench_noiso",
+    "recipe-async": "test_pa_bench_recipe_async",
+}
 #: Every database name a run can leave behind on a server if it is interrupted.
 ALL_DATABASES = (*(f"test_{b}" for b in PLUGIN_BASES.values()), *OWN_DATABASES.values())
 TABLES = 30
@@ -98,12 +131,17 @@ def models_source() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_sources(count: int, exact: bool) -> dict[str, str]:
+def test_sources(count: int, exact: bool, asynchronous: bool = False) -> dict[str, str]:
     """Test modules of up to TESTS_PER_FILE tests; test i writes to table i % TABLES.
 
     Isolated strategies assert the exact count; ``no-isolation`` leaks rows from earlier
-    tests, so it can only assert at least 3."""
+    tests, so it can only assert at least 3. Async tests are the same tests written as
+    ``async def`` on ``async_db_session``, awaiting ``commit()`` and ``scalar()``."""
     check = "== 3" if exact else ">= 3"
+    if asynchronous:
+        define, session, wait = "async def", "async_db_session", "await "
+    else:
+        define, session, wait = "def", "db_session", ""
     files: dict[str, str] = {}
     for start in range(0, count, TESTS_PER_FILE):
         numbers = range(start, min(start + TESTS_PER_FILE, count))
@@ -115,13 +153,14 @@ def test_sources(count: int, exact: bool) -> dict[str, str]:
             body += [
                 "",
                 "",
-                f"def test_{i:04d}(db_session):",
-                "    db_session.add_all(",
+                f"{define} test_{i:04d}({session}):",
+                f"    {session}.add_all(",
                 f'        [{model}(name="a", value=1), {model}(name="b", value=2), '
                 f'{model}(name="c", value=3)]',
                 "    )",
-                "    db_session.commit()",
-                f"    assert db_session.scalar(select(func.count()).select_from({model})) {check}",
+                f"    {wait}{session}.commit()",
+                f"    assert {wait}{session}.scalar(select(func.count()).select_from({model})) "
+                f"{check}",
             ]
         files[f"test_gen_{start // TESTS_PER_FILE:02d}.py"] = "\n".join(body) + "\n"
     return files
@@ -228,18 +267,103 @@ def db_session(engine):
 ).replace("from sqlalchemy import create_engine, event", "from sqlalchemy import create_engine")
 
 
+RECIPE_ASYNC_CONFTEST = '''\
+"""Hand-written async test database set-up, as a project without pytest-alchemy has it."""
+
+import os
+from pathlib import Path
+
+import pytest_asyncio
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from models import Base
+
+DB_URL = make_url(os.environ["PA_BENCH_URL"])
+ADMIN_URL = os.environ.get("PA_BENCH_ADMIN_URL")  # unset for SQLite
+
+
+async def _server_ddl(statement):
+    admin = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            name = admin.dialect.identifier_preparer.quote(DB_URL.database)
+            await conn.exec_driver_sql(statement.format(name=name))
+    finally:
+        await admin.dispose()
+
+
+async def _create_database():
+    if ADMIN_URL is None:
+        Path(DB_URL.database).unlink(missing_ok=True)
+    else:
+        await _server_ddl("DROP DATABASE IF EXISTS {name}")
+        await _server_ddl("CREATE DATABASE {name}")
+
+
+async def _drop_database():
+    if ADMIN_URL is None:
+        Path(DB_URL.database).unlink(missing_ok=True)
+    else:
+        await _server_ddl("DROP DATABASE IF EXISTS {name}")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine():
+    await _create_database()
+    engine = create_async_engine(DB_URL)
+    if DB_URL.get_backend_name() == "sqlite":
+        # aiosqlite emits no BEGIN before SAVEPOINT: take over transaction control,
+        # through the sync engine's events.
+        @event.listens_for(engine.sync_engine, "connect")
+        def _no_legacy_transactions(dbapi_connection, connection_record):
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _emit_begin(conn):
+            conn.exec_driver_sql("BEGIN")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+    await _drop_database()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def async_db_session(engine):
+    connection = await engine.connect()
+    transaction = await connection.begin()
+    session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint")
+    yield session
+    await session.close()
+    await transaction.rollback()
+    await connection.close()
+'''
+
+
 def write_project(path: Path, strategy: str, count: int) -> None:
     path.mkdir(parents=True)
     ini = ["[pytest]", "pythonpath = ."]
+    asynchronous = strategy in ASYNC_STRATEGIES
+    if asynchronous:
+        ini += ["asyncio_mode = auto", "asyncio_default_fixture_loop_scope = function"]
     if strategy.startswith("plugin"):
         ini.append("alchemy_metadata = models:Base")
     elif strategy == "recipe":
         (path / "conftest.py").write_text(RECIPE_CONFTEST)
+    elif strategy == "recipe-async":
+        # The pooled driver connections belong to the loop that opened them: the tests
+        # run in the session loop of the engine fixture.
+        ini.append("asyncio_default_test_loop_scope = session")
+        (path / "conftest.py").write_text(RECIPE_ASYNC_CONFTEST)
     else:
         (path / "conftest.py").write_text(NO_ISOLATION_CONFTEST)
     (path / "pytest.ini").write_text("\n".join(ini) + "\n")
     (path / "models.py").write_text(models_source())
-    for name, source in test_sources(count, exact=strategy != "no-isolation").items():
+    sources = test_sources(count, exact=strategy != "no-isolation", asynchronous=asynchronous)
+    for name, source in sources.items():
         (path / name).write_text(source)
 
 
@@ -287,7 +411,10 @@ class Runner:
         elapsed = time.perf_counter() - start
         cpu = _children_cpu() - cpu_before
         output = proc.stdout + proc.stderr
-        tail = output.strip().splitlines()[-1:] or [""]
+        # pytest's summary line ends its stdout; stderr may end with a warning issued
+        # outside pytest's capture (pytest-asyncio's at configure time, in projects with
+        # no asyncio_default_fixture_loop_scope).
+        tail = proc.stdout.strip().splitlines()[-1:] or [""]
         ok = proc.returncode == 0
         if ok and expect_passed is not None:
             ok = tail[0].startswith(f"{expect_passed} passed") and "error" not in tail[0]
@@ -334,8 +461,18 @@ class Backend:
         maintenance = "postgres" if self.name == "postgresql" else "mysql"
         return self.url.set(database=maintenance)
 
-    def unavailable(self) -> str | None:
+    def async_driver(self, url: URL) -> URL:
+        """The URL with the backend's async driver (ASYNC_DRIVERS)."""
+        return url.set(drivername=ASYNC_DRIVERS[self.name])
+
+    def unavailable(self, strategies: Sequence[str]) -> str | None:
         """Why the backend cannot be benchmarked, or None."""
+        if any(s in ASYNC_STRATEGIES for s in strategies):
+            driver = ASYNC_DRIVERS[self.name]
+            try:
+                make_url(f"{driver}://").get_dialect().import_dbapi()
+            except ImportError as exc:
+                return f"the async strategies need {driver}'s driver: {exc}"
         if self.url is None:
             return None
         host, port = self.url.host or "127.0.0.1", self.url.port or 0
@@ -392,11 +529,16 @@ class Backend:
         if strategy in PLUGIN_BASES:
             return {}
         name = OWN_DATABASES[strategy]
+        asynchronous = strategy in ASYNC_STRATEGIES
         if self.url is None:
-            return {"PA_BENCH_URL": f"sqlite:///{project / name}.db"}
+            driver = ASYNC_DRIVERS["sqlite"] if asynchronous else "sqlite"
+            return {"PA_BENCH_URL": f"{driver}:///{project / name}.db"}
+        url, admin = self.url.set(database=name), self.admin_url()
+        if asynchronous:
+            url, admin = self.async_driver(url), self.async_driver(admin)
         return {
-            "PA_BENCH_URL": self.url.set(database=name).render_as_string(hide_password=False),
-            "PA_BENCH_ADMIN_URL": self.admin_url().render_as_string(hide_password=False),
+            "PA_BENCH_URL": url.render_as_string(hide_password=False),
+            "PA_BENCH_ADMIN_URL": admin.render_as_string(hide_password=False),
         }
 
 
@@ -432,8 +574,11 @@ def bench_backend(
     projects: dict[tuple[str, int], Path],
     sizes: tuple[int, int],
     repeat: int,
+    strategies: Sequence[str] = STRATEGIES,
 ) -> list[Result]:
-    results = {s: Result(backend.name, s) for s in STRATEGIES}
+    strategies = tuple(strategies)
+    results = {s: Result(backend.name, s) for s in strategies}
+    reuse = "plugin-reuse" in strategies
 
     def run(strategy: str, size: int) -> Timing:
         project = projects[strategy, size]
@@ -442,34 +587,41 @@ def bench_backend(
         )
 
     try:
-        log(f"{backend.name}: warming the reused database")
-        for size in sizes:
-            run("plugin-reuse", size)
+        if reuse:
+            log(f"{backend.name}: warming the reused database")
+            for size in sizes:
+                run("plugin-reuse", size)
         for index in range(repeat):
             log(f"{backend.name}: round {index + 1}/{repeat}")
             # Rotate the order each round, so no strategy always runs first.
-            shift = index % len(STRATEGIES)
-            for strategy in STRATEGIES[shift:] + STRATEGIES[:shift]:
+            shift = index % len(strategies)
+            for strategy in strategies[shift:] + strategies[:shift]:
                 results[strategy].full.append(run(strategy, sizes[0]))
                 results[strategy].small.append(run(strategy, sizes[1]))
     finally:
-        # A run without --alchemy-reuse-db drops the kept database at its end; it has to
-        # use db_session, or the plugin never touches the database.
-        args = [a for a in backend.args("plugin-reuse") if a != "--alchemy-reuse-db"]
-        for size in sizes:
-            runner.run(
-                projects["plugin-reuse", size],
-                [*args, "--alchemy-create-db", "-k", "test_0000"],
-                expect_passed=1,
-            )
-    return [results[s] for s in STRATEGIES]
+        if reuse:
+            # A run without --alchemy-reuse-db drops the kept database at its end; it has
+            # to use db_session, or the plugin never touches the database.
+            args = [a for a in backend.args("plugin-reuse") if a != "--alchemy-reuse-db"]
+            for size in sizes:
+                runner.run(
+                    projects["plugin-reuse", size],
+                    [*args, "--alchemy-create-db", "-k", "test_0000"],
+                    expect_passed=1,
+                )
+    return [results[s] for s in strategies]
 
 
 # -- the report -------------------------------------------------------------------------------
 
 
-def _ratio(value: float, base: float) -> str:
-    return f"{value / base:.2f}x" if base > 0 else "n/a"
+def baseline(strategy: str) -> str:
+    """The recipe a strategy is compared with: ``recipe-async`` for the async ones."""
+    return "recipe-async" if strategy in ASYNC_STRATEGIES else "recipe"
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}x" if base is not None and base > 0 else "n/a"
 
 
 def table(results: Sequence[Result], sizes: tuple[int, int]) -> str:
@@ -480,9 +632,10 @@ def table(results: Sequence[Result], sizes: tuple[int, int]) -> str:
         "| vs recipe |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    recipes = {r.backend: r for r in results if r.strategy == "recipe"}
+    by_key = {(r.backend, r.strategy): r for r in results}
     for result in results:
-        recipe = recipes[result.backend]
+        # Without its recipe in the run, a strategy's ratios are n/a.
+        recipe = by_key.get((result.backend, baseline(result.strategy)))
         full = result.median("full", "wall")
         per_test = result.per_test_ms("wall", sizes)
         cpu = result.per_test_ms("cpu", sizes)
@@ -490,10 +643,10 @@ def table(results: Sequence[Result], sizes: tuple[int, int]) -> str:
         lines.append(
             f"| {result.backend} | {result.strategy} "
             f"| {full:.2f} ({min(walls):.2f}-{max(walls):.2f}) "
-            f"| {_ratio(full, recipe.median('full', 'wall'))} "
+            f"| {_ratio(full, recipe and recipe.median('full', 'wall'))} "
             f"| {result.median('small', 'wall'):.2f} "
-            f"| {per_test:.2f} | {_ratio(per_test, recipe.per_test_ms('wall', sizes))} "
-            f"| {cpu:.2f} | {_ratio(cpu, recipe.per_test_ms('cpu', sizes))} |"
+            f"| {per_test:.2f} | {_ratio(per_test, recipe and recipe.per_test_ms('wall', sizes))} "
+            f"| {cpu:.2f} | {_ratio(cpu, recipe and recipe.per_test_ms('cpu', sizes))} |"
         )
     return "\n".join(lines)
 
@@ -511,6 +664,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(BACKENDS),
         help=f"comma-separated, from {', '.join(BACKENDS)} (default: all)",
     )
+    parser.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help=f"comma-separated, from {', '.join(STRATEGIES)} (default: all)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every run's time")
     parser.add_argument(
         "--keep", action="store_true", help="keep the generated projects (path on stderr)"
@@ -524,6 +682,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.backends) - set(BACKENDS))
     if unknown:
         parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from {BACKENDS}")
+    chosen = {s.strip() for s in args.strategies.split(",") if s.strip()}
+    unknown = sorted(chosen - set(STRATEGIES))
+    if unknown:
+        parser.error(f"unknown strateg(ies) {', '.join(unknown)}; choose from {STRATEGIES}")
+    if not chosen:
+        parser.error("--strategies names none")
+    # In STRATEGIES' order, whatever the order given.
+    args.strategies = [s for s in STRATEGIES if s in chosen]
     return args
 
 
@@ -538,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runner = Runner(root, verbose=args.verbose)
         projects: dict[tuple[str, int], Path] = {}
-        for strategy in STRATEGIES:
+        for strategy in args.strategies:
             for size in sizes:
                 path = root / f"{strategy}-{size}"
                 write_project(path, strategy, size)
@@ -553,7 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         for name in args.backends:
             backend = backend_for(name)
-            reason = backend.unavailable()
+            reason = backend.unavailable(args.strategies)
             if reason is not None:
                 note = f"{name} skipped: {reason}"
                 log(note)
@@ -565,7 +731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log(f"{name}: dropping databases left by an earlier run: {stale}")
                     backend.drop(stale)
             try:
-                results += bench_backend(runner, backend, projects, sizes, args.repeat)
+                results += bench_backend(
+                    runner, backend, projects, sizes, args.repeat, args.strategies
+                )
             finally:
                 if backend.url is not None:
                     left = backend.existing()
