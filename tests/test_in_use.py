@@ -211,6 +211,16 @@ KILLED = """
 """
 
 
+def claim_soon(claims: Provisioner, name: str, seconds: float = 10.0) -> bool:
+    """Claim ``name``, trying again for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not claims.claim(name):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_stand_ins_left_by_killed_runs_are_dropped(
     models_project: Project, claims: Provisioner
 ) -> None:
@@ -231,7 +241,9 @@ def test_stand_ins_left_by_killed_runs_are_dropped(
     assert project.databases() == set()
 
     project.run_subprocess("test_killed.py")  # killed on _2
-    assert claims.claim(second)
+    # The server lets a killed client's claim go when it sees the socket closed: soon,
+    # not at once on a busy machine.
+    assert claim_soon(claims, second)
     project.run_subprocess("test_killed.py")  # killed on _3
     assert project.databases() == {second, third}
 
