@@ -19,11 +19,7 @@ from ._fixtures import (
     alchemy_session_options,
     alchemy_sessionmakers,
     alchemy_url,
-    class_db_session,
-    db_connection,
     db_engine,
-    db_session,
-    module_db_session,
 )
 from ._flask import (
     _alchemy_flask_app,
@@ -50,6 +46,7 @@ from ._options import (
     pytest_terminal_summary,
     pytest_unconfigure,
 )
+from ._sessions import class_db_session, db_connection, db_session, module_db_session
 
 __all__ = [
     "_alchemy_app_routing",
