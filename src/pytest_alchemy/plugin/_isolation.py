@@ -235,9 +235,9 @@ class RunIsolation:
         First use may come inside a running event loop (an async test whose application
         engine connects first): the build then runs on a thread of its own, as an async
         env.py calls ``asyncio.run()``, which refuses to run inside a loop."""
-        if self.database.is_set_up and all(d.is_set_up for d in self._bind_databases().values()):
-            return self._setup()
-        if not _loop_running():
+        if not _loop_running() or (
+            self.database.is_set_up and all(d.is_set_up for d in self._bind_databases().values())
+        ):
             return self._setup()
         return _on_a_thread(self._setup)
 
